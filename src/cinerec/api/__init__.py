@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI routes over :class:`cinerec.service.RecService`."""

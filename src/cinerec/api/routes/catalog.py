@@ -1,0 +1,121 @@
+"""Our API: movies and users."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cinerec.api.deps import ServiceDep
+from cinerec.api.schemas import (
+    FavoriteGenres,
+    MovieIn,
+    MovieOut,
+    MoviesBatch,
+    RecommendedMovie,
+    StatusResponse,
+    UserIn,
+    UserOut,
+    UsersBatch,
+)
+from cinerec.domain import Movie, User
+from cinerec.service import NotFoundError
+
+router = APIRouter(prefix="/api/v1", tags=["catalogue and users"])
+
+
+def _movie(m: MovieIn, created: float) -> Movie:
+    return Movie(
+        m.id,
+        m.title,
+        m.year,
+        list(m.genres),
+        m.rating_avg,
+        m.rating_count,
+        created_at=created,
+        hidden=m.hidden,
+    )
+
+
+@router.post("/movies", response_model=StatusResponse)
+def add_movie(body: MovieIn, svc: ServiceDep) -> StatusResponse:
+    svc.add_movies([_movie(body, time.time())])
+    return StatusResponse()
+
+
+@router.post("/movies/batch", response_model=StatusResponse)
+def add_movies(body: MoviesBatch, svc: ServiceDep) -> StatusResponse:
+    now = time.time()
+    svc.add_movies([_movie(m, now + i * 1e-6) for i, m in enumerate(body.movies)])
+    return StatusResponse()
+
+
+@router.get("/movies/{movie_id}", response_model=MovieOut)
+def get_movie(movie_id: str, svc: ServiceDep) -> MovieOut:
+    m = svc.get_movie(movie_id)
+    if m is None:
+        raise NotFoundError(f"movie {movie_id!r} does not exist")
+    return MovieOut(
+        id=m.id,
+        title=m.title,
+        year=m.year,
+        genres=m.genres,
+        rating_avg=m.rating_avg,
+        rating_count=m.rating_count,
+        hidden=m.hidden,
+        created_at=m.created_at,
+    )
+
+
+@router.put("/movies/{movie_id}/hidden", response_model=StatusResponse)
+def hide_movie(movie_id: str, hidden: bool, svc: ServiceDep) -> StatusResponse:
+    """Hide a movie from every recommendation (or show it again)."""
+    svc.set_movie_hidden(movie_id, hidden)
+    return StatusResponse()
+
+
+@router.get("/movies/{movie_id}/similar", response_model=list[RecommendedMovie])
+def similar(
+    movie_id: str, svc: ServiceDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> list[RecommendedMovie]:
+    cat = svc.engine.catalog
+    out = []
+    for r in svc.similar(movie_id, k):
+        idx = cat.ids.get(r.movie_id)
+        assert idx is not None
+        out.append(
+            RecommendedMovie(
+                movie_id=r.movie_id,
+                source=r.source,
+                score=r.score,
+                title=cat.titles[idx],
+                genres=cat.genre_names(idx),
+            )
+        )
+    return out
+
+
+@router.post("/users", response_model=StatusResponse)
+def add_user(body: UserIn, svc: ServiceDep) -> StatusResponse:
+    svc.add_users([User(body.id, list(body.favorite_genres))])
+    return StatusResponse()
+
+
+@router.post("/users/batch", response_model=StatusResponse)
+def add_users(body: UsersBatch, svc: ServiceDep) -> StatusResponse:
+    svc.add_users([User(u.id, list(u.favorite_genres)) for u in body.users])
+    return StatusResponse()
+
+
+@router.get("/users/{user_id}", response_model=UserOut)
+def get_user(user_id: str, svc: ServiceDep) -> UserOut:
+    u = svc.get_user(user_id)
+    if u is None:
+        raise NotFoundError(f"user {user_id!r} does not exist")
+    return UserOut(id=u.id, favorite_genres=u.favorite_genres, created_at=u.created_at)
+
+
+@router.put("/users/{user_id}/favorite-genres", response_model=FavoriteGenres)
+def put_favorite_genres(user_id: str, body: FavoriteGenres, svc: ServiceDep) -> FavoriteGenres:
+    return FavoriteGenres(genres=svc.set_favorite_genres(user_id, body.genres))

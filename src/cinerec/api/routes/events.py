@@ -1,0 +1,100 @@
+"""Our API: events, recommendations, health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cinerec.api.deps import ServiceDep
+from cinerec.api.schemas import (
+    EventIn,
+    EventsAccepted,
+    EventsBatch,
+    HealthOut,
+    Id,
+    NotInterestedIn,
+    RecommendationsOut,
+    RecommendedMovie,
+)
+from cinerec.domain import Event
+from cinerec.service import EventsResult, RecResult, RecService
+
+router = APIRouter(prefix="/api/v1", tags=["events and recommendations"])
+
+
+def _event(e: EventIn) -> Event:
+    return Event(e.user_id, e.movie_id, e.kind, e.value, e.stamp(), e.client_event_id)
+
+
+def _accepted(r: EventsResult) -> EventsAccepted:
+    return EventsAccepted(
+        accepted=r.accepted, duplicates=r.duplicates, unknown_movies=r.unknown_movies
+    )
+
+
+@router.post("/events", response_model=EventsAccepted)
+def add_event(body: EventIn, svc: ServiceDep) -> EventsAccepted:
+    """Store one event; a 200 answer means it is durable."""
+    return _accepted(svc.record_events([_event(body)]))
+
+
+@router.post("/events/batch", response_model=EventsAccepted)
+def add_events(body: EventsBatch, svc: ServiceDep) -> EventsAccepted:
+    """Store up to 10,000 events in one transaction; all or none."""
+    return _accepted(svc.record_events([_event(e) for e in body.events]))
+
+
+@router.post("/users/{user_id}/not-interested", response_model=EventsAccepted)
+def not_interested(user_id: str, body: NotInterestedIn, svc: ServiceDep) -> EventsAccepted:
+    """Never recommend this movie to this user again."""
+    return _accepted(svc.not_interested(user_id, body.movie_id))
+
+
+def render(svc: RecService, result: RecResult) -> RecommendationsOut:
+    cat = svc.engine.catalog
+    items = []
+    for r in result.items:
+        idx = cat.ids.get(r.movie_id)
+        assert idx is not None
+        items.append(
+            RecommendedMovie(
+                movie_id=r.movie_id,
+                source=r.source,
+                score=r.score,
+                title=cat.titles[idx],
+                genres=cat.genre_names(idx),
+            )
+        )
+    return RecommendationsOut(
+        user_id=result.user_id, session_id=result.session_id, source=result.source, items=items
+    )
+
+
+@router.get("/recommendations/{user_id}", response_model=RecommendationsOut)
+def recommendations(
+    user_id: str,
+    svc: ServiceDep,
+    k: Annotated[int | None, Query(ge=1, le=100)] = None,
+    exclude: Annotated[list[Id] | None, Query(description="movie ids to leave out")] = None,
+    genre: Annotated[list[Id] | None, Query(description="only movies of these genres")] = None,
+    source: Annotated[str | None, Query(description="force one recommender")] = None,
+    model: Annotated[str | None, Query(description="alias of source")] = None,
+    explore: bool = True,
+) -> RecommendationsOut:
+    """Top-k movies for a user, each with the source that chose it ("why this?")."""
+    result = svc.recommend(
+        user_id,
+        k,
+        source=source or model,
+        exclude=exclude or (),
+        genres=genre or (),
+        explore=explore,
+    )
+    return render(svc, result)
+
+
+@router.get("/health", response_model=HealthOut)
+def health(svc: ServiceDep) -> HealthOut:
+    """State of each dependency (database, cache) and of the catalogue."""
+    return HealthOut(**svc.health())

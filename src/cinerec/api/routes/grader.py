@@ -1,0 +1,57 @@
+"""Contract A (SPEC.md): the course grader's endpoints, kept exactly."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+
+from cinerec.api.deps import ServiceDep
+from cinerec.api.schemas import AddItemsRequest, InteractRequest, ItemIdsResponse, StatusResponse
+from cinerec.domain import Event, EventKind, Movie
+
+router = APIRouter(tags=["contract A (grader)"])
+collector = APIRouter(tags=["contract A (grader)"])
+
+
+@router.get("/healthcheck", response_model=StatusResponse)
+async def healthcheck() -> StatusResponse:
+    return StatusResponse()
+
+
+@router.get("/cleanup", response_model=StatusResponse)
+def cleanup(svc: ServiceDep) -> StatusResponse:
+    """Wipe every piece of state: catalogue, events, logs, caches, models."""
+    svc.cleanup()
+    return StatusResponse()
+
+
+@router.post("/add_items", response_model=StatusResponse)
+def add_items(body: AddItemsRequest, svc: ServiceDep) -> StatusResponse:
+    now = time.time()
+    genres = body.genres or [[] for _ in body.item_ids]
+    movies = [
+        Movie(mid, title=mid, genres=list(g), created_at=now + i * 1e-6)
+        for i, (mid, g) in enumerate(zip(body.item_ids, genres, strict=True))
+    ]
+    svc.add_movies(movies)
+    return StatusResponse()
+
+
+@router.get("/recs/{user_id}", response_model=ItemIdsResponse)
+async def recs(user_id: str, svc: ServiceDep) -> ItemIdsResponse:
+    # async: pure in-memory work, cheaper on the event loop than a thread hop
+    result = svc.recommend(user_id)
+    return ItemIdsResponse(item_ids=[i.movie_id for i in result.items])
+
+
+@collector.post("/interact", response_model=StatusResponse)
+def interact(body: InteractRequest, svc: ServiceDep, response: Response) -> StatusResponse:
+    """Likes/dislikes; a 200 answer means the events are stored durably."""
+    ts = body.timestamp if body.timestamp is not None else time.time()
+    events = [
+        Event(body.user_id, mid, EventKind(action), ts=ts)
+        for mid, action in zip(body.item_ids, body.actions, strict=True)
+    ]
+    svc.record_events(events)
+    return StatusResponse()

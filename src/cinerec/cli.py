@@ -1,0 +1,167 @@
+"""Command line: ``cinerec --help`` lists every command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cinerec.config import load_settings
+
+app = typer.Typer(
+    help="cinerec: a self-hosted movie recommendation service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Import rating data sets into the store.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    collector_port: Annotated[int | None, typer.Option(help="also serve /interact here")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="load MovieLens latest-small when the store is empty")
+    ] = False,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Run the service (API, collector, in-process cache) in one process."""
+    import uvicorn
+
+    from cinerec.api.main import build_service, create_app, create_collector_app
+
+    overrides: dict[str, object] = {}
+    if demo:
+        overrides["demo_data"] = True
+    if database_url:
+        overrides["database_url"] = database_url
+    settings = load_settings(**overrides)
+    _logging(settings.log_level)
+    svc = build_service(settings)
+    typer.echo(f"cinerec: {svc.engine.stats()} on {settings.database_url}")
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                create_app(svc, owns_service=True),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+    ]
+    if collector_port is not None:
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(
+                    create_collector_app(svc),
+                    host=host,
+                    port=collector_port,
+                    log_level="warning",
+                    access_log=False,
+                )
+            )
+        )
+    typer.echo(
+        f"serving http://{host}:{port} (docs at /docs)"
+        + (f", collector http://{host}:{collector_port}/interact" if collector_port else "")
+    )
+
+    async def run_all() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(run_all())
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from cinerec.store import open_store
+
+    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    open_store(settings.database_url).close()
+    typer.echo(f"schema up to date on {settings.database_url}")
+
+
+@import_app.command("movielens")
+def import_movielens(
+    path: Annotated[Path, typer.Argument(help="folder of MovieLens 100K, 1M or latest(-small)")],
+    limit: Annotated[int | None, typer.Option(help="import only the first N ratings")] = None,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Import MovieLens movies (title, year, genres) and ratings (as rating events)."""
+    from cinerec.ingest import import_movielens as run
+    from cinerec.store import open_store
+
+    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    try:
+        report = run(open_store(settings.database_url), path, limit=limit)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(
+        f"imported {report.movies} movies, {report.events} ratings of {report.users} users "
+        f"in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@app.command()
+def generate(
+    movies: int = 10_000,
+    users: int = 10_000,
+    events: int = 1_000_000,
+    seed: int = 0,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Make a synthetic catalogue and users with latent genre tastes (for scale tests)."""
+    from cinerec.ingest import generate as run
+    from cinerec.store import open_store
+
+    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    report = run(open_store(settings.database_url), movies, users, events, seed=seed)
+    typer.echo(
+        f"generated {report.movies} movies, {report.users} users, {report.events} events "
+        f"in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@app.command()
+def recommend(
+    user_id: str,
+    k: int = 10,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Print recommendations for one user straight from the store (no server needed)."""
+    from cinerec.service import RecService
+
+    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    svc = RecService(settings)
+    svc.load()
+    result = svc.recommend(user_id, k)
+    cat = svc.engine.catalog
+    for it in result.items:
+        idx = cat.ids.get(it.movie_id)
+        title = cat.titles[idx] if idx is not None else ""
+        typer.echo(json.dumps({"movie_id": it.movie_id, "title": title, "source": it.source}))
+    svc.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

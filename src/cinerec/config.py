@@ -1,0 +1,84 @@
+"""One settings class, read from ``CINEREC_*`` environment variables.
+
+An optional TOML file (``CINEREC_CONFIG=path/to/cinerec.toml``) supplies defaults; environment
+variables win over it. Example::
+
+    CINEREC_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test cinerec serve
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class EventWeights(BaseSettings):
+    """How strongly each kind of event says "this user wants movies like this one".
+
+    Positive weights are interest, negative weights are dislike. Ratings are on the 0.5-5 star
+    scale: ``rating_positive_threshold`` and above counts as a like of strength value/5, at or
+    below ``rating_negative_threshold`` as a dislike.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CINEREC_WEIGHT_")
+
+    like: float = 1.0
+    dislike: float = -1.0
+    bookmark: float = 0.3
+    view_complete: float = 1.0
+    view_partial: float = 0.5
+    not_interested: float = -0.5
+    rating_positive_threshold: float = 3.5
+    rating_negative_threshold: float = 2.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CINEREC_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'cinerec.db'}",
+        description="sqlite:///path or postgresql://user@host:port/db",
+    )
+    cache_url: str = Field(default="memory://", description="memory:// or redis://host:port/db")
+    data_dir: Path = DEFAULT_DATA_DIR
+    recommendation_size: int = Field(default=10, ge=1, le=1000)
+    exploration_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    popularity_half_life_days: float = Field(default=30.0, gt=0)
+    top_rated_prior_count: float = Field(default=20.0, ge=0, description="Bayesian average m")
+    demo_data: bool = Field(default=False, description="load MovieLens latest-small when empty")
+    demo_path: Path | None = None
+    log_level: str = "INFO"
+    max_batch_size: int = Field(default=10_000, ge=1)
+    api_auth_secret: str | None = Field(default=None, description="HS256 secret; None = no auth")
+    weights: EventWeights = Field(default_factory=EventWeights)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _file_defaults() -> dict[str, Any]:
+    path = os.environ.get("CINEREC_CONFIG")
+    if not path:
+        return {}
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    # Environment variables win over the file.
+    return {k: v for k, v in data.items() if f"CINEREC_{k.upper()}" not in os.environ}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**{**_file_defaults(), **overrides})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

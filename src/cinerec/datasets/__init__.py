@@ -1,0 +1,1 @@
+"""Readers for public rating data sets (MovieLens) and the synthetic generator."""

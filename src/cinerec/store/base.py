@@ -1,0 +1,114 @@
+"""The store interface. Every backend (``sqlite.py``, ``postgres.py``) implements it and the
+contract suite ``tests/store/test_contract.py`` runs against each one.
+
+Ids are strings here; the store never sees the engine's dense integers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+
+from cinerec.domain import Event, Feedback, Movie, RecLogEntry, User
+
+
+class StoreError(Exception):
+    """Base class for store failures the caller can act on."""
+
+
+class Store(ABC):
+    """Durable state: catalogue, users, events, recommendation log, feedback.
+
+    Every write method returns only after the data is committed: a caller may then tell its
+    client that the write is durable.
+    """
+
+    url: str
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @abstractmethod
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+
+    @abstractmethod
+    def wipe(self) -> None:
+        """Delete every row of every table (the schema stays)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- catalogue -----------------------------------------------------------------------
+    @abstractmethod
+    def upsert_movies(self, movies: Sequence[Movie]) -> int:
+        """Insert or replace movies by id; returns how many were written."""
+
+    @abstractmethod
+    def get_movie(self, movie_id: str) -> Movie | None: ...
+
+    @abstractmethod
+    def get_movies(self, movie_ids: Sequence[str]) -> dict[str, Movie]: ...
+
+    @abstractmethod
+    def iter_movies(self) -> Iterator[Movie]:
+        """Every movie, hidden ones included, in insertion order."""
+
+    @abstractmethod
+    def count_movies(self) -> int: ...
+
+    @abstractmethod
+    def set_movie_hidden(self, movie_id: str, hidden: bool) -> bool:
+        """Returns False when the movie does not exist."""
+
+    # -- users ---------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_users(self, users: Sequence[User]) -> int: ...
+
+    @abstractmethod
+    def get_user(self, user_id: str) -> User | None: ...
+
+    @abstractmethod
+    def iter_users(self) -> Iterator[User]: ...
+
+    # -- events --------------------------------------------------------------------------
+    @abstractmethod
+    def add_events(self, events: Sequence[Event]) -> list[bool]:
+        """Store events durably. Returns, per event, True if it was new and False if an event
+        with the same ``(user_id, client_event_id)`` was already stored (a retry)."""
+
+    @abstractmethod
+    def iter_events(
+        self, after_id: int = 0, batch_size: int = 50_000
+    ) -> Iterator[tuple[int, Event]]:
+        """Events with id > ``after_id`` in id order (ids grow with arrival)."""
+
+    @abstractmethod
+    def user_events(self, user_id: str) -> list[Event]: ...
+
+    @abstractmethod
+    def count_events(self) -> int: ...
+
+    @abstractmethod
+    def last_event_id(self) -> int: ...
+
+    # -- recommendation log and feedback -------------------------------------------------
+    @abstractmethod
+    def log_recommendations(self, entries: Iterable[RecLogEntry]) -> None: ...
+
+    @abstractmethod
+    def get_rec_log(self, session_id: str) -> RecLogEntry | None: ...
+
+    @abstractmethod
+    def iter_rec_log(self) -> Iterator[RecLogEntry]: ...
+
+    @abstractmethod
+    def add_feedback(self, feedback: Feedback) -> None: ...
+
+    @abstractmethod
+    def session_feedback(self, session_id: str) -> list[Feedback]: ...
+
+    @abstractmethod
+    def iter_feedback(self) -> Iterator[Feedback]: ...

@@ -1,0 +1,28 @@
+"""PostgreSQL backend (``postgresql://user@host:port/db``), through psycopg 3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cinerec.store.sql import SqlStore
+
+
+def _driver_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url}")
+
+
+class PostgresStore(SqlStore):
+    chunk_size = 5_000
+
+    def __init__(self, url: str) -> None:
+        engine = create_engine(_driver_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
+        super().__init__(url, engine)
+
+    def _insert(self, table: Any) -> Any:
+        return pg_insert(table)

@@ -1,0 +1,334 @@
+"""The SQLAlchemy implementation shared by the SQLite and PostgreSQL backends.
+
+Dialect differences (connection options, upsert syntax) live in ``sqlite.py`` and
+``postgres.py``; everything here is portable SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Insert, delete, func, select, text, tuple_, update
+from sqlalchemy.engine import Connection, Row
+
+from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.store import tables as t
+from cinerec.store.base import Store
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class SqlStore(Store):
+    """Portable SQL store. Subclasses give ``_insert`` (dialect insert with upsert support)."""
+
+    #: rows per INSERT statement; keeps parameter counts under every driver's limit
+    chunk_size = 2_000
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        # One writer at a time inside this process: SQLite allows a single writer anyway,
+        # and serialising here turns "database is locked" errors into short waits.
+        self._write_lock = threading.Lock()
+
+    # -- dialect hooks -------------------------------------------------------------------
+    def _insert(self, table: t.Table) -> Any:
+        raise NotImplementedError
+
+    def _upsert(self, table: t.Table, rows: list[dict[str, Any]], keys: list[str]) -> Insert:
+        stmt = self._insert(table).values(rows)
+        cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def wipe(self) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            for table in t.ALL_TABLES:
+                conn.execute(delete(table))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- catalogue -----------------------------------------------------------------------
+    @staticmethod
+    def _movie_row(m: Movie) -> dict[str, Any]:
+        return {
+            "id": m.id,
+            "title": m.title,
+            "year": m.year,
+            "genres": list(m.genres),
+            "rating_avg": m.rating_avg,
+            "rating_count": m.rating_count,
+            "created_at": m.created_at,
+            "hidden": m.hidden,
+        }
+
+    @staticmethod
+    def _to_movie(r: Row[Any]) -> Movie:
+        return Movie(
+            id=r.id,
+            title=r.title,
+            year=r.year,
+            genres=list(r.genres or []),
+            rating_avg=r.rating_avg,
+            rating_count=r.rating_count,
+            created_at=r.created_at,
+            hidden=bool(r.hidden),
+        )
+
+    def upsert_movies(self, movies: Sequence[Movie]) -> int:
+        if not movies:
+            return 0
+        # The last occurrence of an id in one call wins, as it would with sequential calls.
+        rows = list({m.id: self._movie_row(m) for m in movies}.values())
+        with self._write_lock, self.engine.begin() as conn:
+            for chunk in _chunks(rows, self.chunk_size):
+                conn.execute(self._upsert(t.movies, list(chunk), ["id"]))
+        return len(rows)
+
+    def get_movie(self, movie_id: str) -> Movie | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.movies).where(t.movies.c.id == movie_id)).first()
+        return self._to_movie(r) if r else None
+
+    def get_movies(self, movie_ids: Sequence[str]) -> dict[str, Movie]:
+        out: dict[str, Movie] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(movie_ids), self.chunk_size):
+                for r in conn.execute(select(t.movies).where(t.movies.c.id.in_(chunk))):
+                    out[r.id] = self._to_movie(r)
+        return out
+
+    def iter_movies(self) -> Iterator[Movie]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=10_000).execute(
+                select(t.movies).order_by(t.movies.c.created_at, t.movies.c.id)
+            )
+            for r in result:
+                yield self._to_movie(r)
+
+    def count_movies(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.movies)).scalar_one())
+
+    def set_movie_hidden(self, movie_id: str, hidden: bool) -> bool:
+        with self._write_lock, self.engine.begin() as conn:
+            res = conn.execute(
+                update(t.movies).where(t.movies.c.id == movie_id).values(hidden=hidden)
+            )
+        return bool(res.rowcount)
+
+    # -- users ---------------------------------------------------------------------------
+    def upsert_users(self, users: Sequence[User]) -> int:
+        if not users:
+            return 0
+        rows = list(
+            {
+                u.id: {
+                    "id": u.id,
+                    "favorite_genres": list(u.favorite_genres),
+                    "created_at": u.created_at,
+                }
+                for u in users
+            }.values()
+        )
+        with self._write_lock, self.engine.begin() as conn:
+            for chunk in _chunks(rows, self.chunk_size):
+                stmt = self._insert(t.users).values(list(chunk))
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["id"], set_={"favorite_genres": stmt.excluded.favorite_genres}
+                )
+                conn.execute(stmt)
+        return len(rows)
+
+    def get_user(self, user_id: str) -> User | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return User(r.id, list(r.favorite_genres or []), r.created_at) if r else None
+
+    def iter_users(self) -> Iterator[User]:
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=10_000).execute(select(t.users)):
+                yield User(r.id, list(r.favorite_genres or []), r.created_at)
+
+    # -- events --------------------------------------------------------------------------
+    @staticmethod
+    def _to_event(r: Row[Any]) -> Event:
+        return Event(r.user_id, r.movie_id, EventKind(r.kind), r.value, r.ts, r.client_event_id)
+
+    def _existing_client_ids(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(keys, 500):
+            q = select(t.events.c.user_id, t.events.c.client_event_id).where(
+                tuple_(t.events.c.user_id, t.events.c.client_event_id).in_(list(chunk))
+            )
+            found.update((r[0], r[1]) for r in conn.execute(q))
+        return found
+
+    def add_events(self, events: Sequence[Event]) -> list[bool]:
+        if not events:
+            return []
+        fresh = [True] * len(events)
+        with self._write_lock, self.engine.begin() as conn:
+            keys = [(e.user_id, e.client_event_id) for e in events if e.client_event_id]
+            seen = self._existing_client_ids(conn, keys) if keys else set()
+            rows = []
+            for i, e in enumerate(events):
+                if e.client_event_id:
+                    key = (e.user_id, e.client_event_id)
+                    if key in seen:  # stored before, or earlier in this same batch
+                        fresh[i] = False
+                        continue
+                    seen.add(key)
+                rows.append(
+                    {
+                        "user_id": e.user_id,
+                        "movie_id": e.movie_id,
+                        "kind": str(e.kind),
+                        "value": e.value,
+                        "ts": e.ts,
+                        "client_event_id": e.client_event_id,
+                    }
+                )
+            for chunk in _chunks(rows, self.chunk_size):
+                conn.execute(t.events.insert(), list(chunk))
+        return fresh
+
+    def iter_events(
+        self, after_id: int = 0, batch_size: int = 50_000
+    ) -> Iterator[tuple[int, Event]]:
+        last = after_id
+        cols = (
+            t.events.c.id,
+            t.events.c.user_id,
+            t.events.c.movie_id,
+            t.events.c.kind,
+            t.events.c.value,
+            t.events.c.ts,
+            t.events.c.client_event_id,
+        )
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(*cols)
+                    .where(t.events.c.id > last)
+                    .order_by(t.events.c.id)
+                    .limit(batch_size)
+                ).all()
+            for r in rows:
+                yield r.id, self._to_event(r)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1].id
+
+    def user_events(self, user_id: str) -> list[Event]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.events).where(t.events.c.user_id == user_id).order_by(t.events.c.id)
+            ).all()
+        return [self._to_event(r) for r in rows]
+
+    def count_events(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+
+    def last_event_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(t.events.c.id), 0))).scalar_one())
+
+    # -- recommendation log and feedback -------------------------------------------------
+    def log_recommendations(self, entries: Iterable[RecLogEntry]) -> None:
+        rows = [
+            {
+                "session_id": e.session_id,
+                "user_id": e.user_id,
+                "movie_ids": list(e.movie_ids),
+                "sources": list(e.sources),
+                "source": e.source,
+                "model_version": e.model_version,
+                "ts": e.ts,
+            }
+            for e in entries
+        ]
+        if not rows:
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            for chunk in _chunks(rows, self.chunk_size):
+                conn.execute(t.rec_log.insert(), list(chunk))
+
+    @staticmethod
+    def _to_log(r: Row[Any]) -> RecLogEntry:
+        return RecLogEntry(
+            r.session_id,
+            r.user_id,
+            list(r.movie_ids),
+            list(r.sources),
+            r.source,
+            r.model_version,
+            r.ts,
+        )
+
+    def get_rec_log(self, session_id: str) -> RecLogEntry | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.rec_log).where(t.rec_log.c.session_id == session_id)).first()
+        return self._to_log(r) if r else None
+
+    def iter_rec_log(self) -> Iterator[RecLogEntry]:
+        with self.engine.connect() as conn:
+            q = select(t.rec_log).order_by(t.rec_log.c.id)
+            for r in conn.execution_options(yield_per=10_000).execute(q):
+                yield self._to_log(r)
+
+    def add_feedback(self, feedback: Feedback) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(
+                t.feedback.insert().values(
+                    session_id=feedback.session_id,
+                    user_id=feedback.user_id,
+                    movie_id=feedback.movie_id,
+                    liked=feedback.liked,
+                    ts=feedback.ts,
+                )
+            )
+
+    @staticmethod
+    def _to_feedback(r: Row[Any]) -> Feedback:
+        return Feedback(r.session_id, r.user_id, r.movie_id, bool(r.liked), r.ts)
+
+    def session_feedback(self, session_id: str) -> list[Feedback]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.feedback)
+                .where(t.feedback.c.session_id == session_id)
+                .order_by(t.feedback.c.id)
+            ).all()
+        return [self._to_feedback(r) for r in rows]
+
+    def iter_feedback(self) -> Iterator[Feedback]:
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(t.feedback).order_by(t.feedback.c.id)):
+                yield self._to_feedback(r)

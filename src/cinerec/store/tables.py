@@ -1,0 +1,86 @@
+"""Table definitions (SQLAlchemy Core). The schema itself is built by the Alembic migrations in
+``cinerec/migrations``; a test checks that both agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.types import BigInteger
+
+metadata = MetaData()
+
+# SQLite only auto-increments "INTEGER PRIMARY KEY"; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+movies = Table(
+    "movies",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("title", String(512), nullable=False, server_default=""),
+    Column("year", Integer, nullable=True),
+    Column("genres", JSON, nullable=False),
+    Column("rating_avg", Float, nullable=True),
+    Column("rating_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("hidden", Boolean, nullable=False, server_default="0"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("favorite_genres", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", String(128), nullable=False),
+    Column("movie_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("ts", Float, nullable=False),
+    Column("client_event_id", String(128), nullable=True),
+    Index("ix_events_user", "user_id"),
+    Index("ix_events_movie", "movie_id"),
+    Index("ux_events_client", "user_id", "client_event_id", unique=True),
+)
+
+rec_log = Table(
+    "rec_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), nullable=False, unique=True),
+    Column("user_id", String(128), nullable=False),
+    Column("movie_ids", JSON, nullable=False),
+    Column("sources", JSON, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("ts", Float, nullable=False),
+    Index("ix_rec_log_user", "user_id"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("movie_id", String(128), nullable=False),
+    Column("liked", Boolean, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_feedback_session", "session_id"),
+)
+
+ALL_TABLES = (feedback, rec_log, events, users, movies)
