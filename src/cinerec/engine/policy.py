@@ -41,7 +41,7 @@ def quotas(weights: Sequence[float], total: int) -> list[int]:
     """Split ``total`` slots by ``weights`` with the largest-remainder method.
 
     >>> quotas([0.5, 0.3, 0.2], 8)
-    [4, 3, 1]
+    [4, 2, 2]
     """
     s = sum(weights)
     if total <= 0 or s <= 0:

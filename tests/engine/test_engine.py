@@ -1,0 +1,153 @@
+"""Serving rules of the engine, without HTTP or SQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine import Engine, UnknownSourceError
+from cinerec.engine.policy import EXPLORE, RESHOW, quotas, top_n
+
+GENRES = ["Drama", "Comedy", "Horror", "Sci-Fi"]
+
+
+def make_engine(n: int = 200, share: float = 0.2) -> Engine:
+    eng = Engine(exploration_share=share, seed=7)
+    eng.upsert_movies(
+        Movie(f"m{i}", f"Movie {i}", 2000, [GENRES[i % 4]], created_at=1000.0 + i) for i in range(n)
+    )
+    return eng
+
+
+def ids(recs: list) -> list[str]:
+    return [r.movie_id for r in recs]
+
+
+def test_quotas_sum_to_total_and_follow_weights() -> None:
+    assert quotas([0.5, 0.3, 0.2], 8) == [4, 2, 2]
+    assert sum(quotas([1, 1, 1], 10)) == 10
+    assert quotas([], 5) == []
+    assert quotas([1.0], 0) == [0]
+
+
+def test_top_n_skips_forbidden_and_non_positive() -> None:
+    scores = np.array([5.0, 4.0, 0.0, 3.0, -1.0])
+    ok = np.array([False, True, True, True, True])
+    assert top_n(scores, ok, 10, positive_only=True).tolist() == [1, 3]
+    assert top_n(scores, ok, 2, positive_only=False).tolist() == [1, 3]
+
+
+def test_exactly_k_and_never_a_repeat_until_the_catalogue_runs_out() -> None:
+    eng = make_engine(n=100)
+    shown: list[str] = []
+    for _ in range(10):
+        recs = eng.recommend("u", 10)
+        assert len(recs) == 10
+        shown += ids(recs)
+    assert len(set(shown)) == 100  # every movie exactly once
+    again = eng.recommend("u", 10)
+    assert len(again) == 10 and {r.source for r in again} == {RESHOW}
+
+
+def test_liked_disliked_and_excluded_movies_never_come_back() -> None:
+    eng = make_engine()
+    eng.apply_events([
+        Event("u", "m1", EventKind.LIKE),
+        Event("u", "m2", EventKind.DISLIKE),
+        Event("u", "m3", EventKind.NOT_INTERESTED),
+        Event("u", "m4", EventKind.RATING, 4.0),
+    ])
+    seen: set[str] = set()
+    for _ in range(15):
+        seen |= set(ids(eng.recommend("u", 10, exclude=["m5"])))
+    assert not seen & {"m1", "m2", "m3", "m4", "m5"}
+
+
+def test_exploration_share_and_labels() -> None:
+    eng = make_engine(share=0.3)
+    eng.apply_events([Event("other", f"m{i}", EventKind.LIKE) for i in range(0, 40, 4)])
+    recs = eng.recommend("u", 10)
+    assert sum(r.source == EXPLORE for r in recs) == 3
+    assert all(r.source for r in recs)
+    no_explore = eng.recommend("u2", 10, explore=False)
+    assert not any(r.source == EXPLORE for r in no_explore)
+
+
+def test_likes_steer_a_user_to_their_genre() -> None:
+    eng = make_engine(share=0.0)
+    # Drama movies are m0, m4, m8, ...
+    eng.apply_events([Event("u", f"m{i}", EventKind.LIKE) for i in (0, 4, 8)])
+    recs = eng.recommend("u", 10, source="genre_top")
+    assert all(int(r.movie_id[1:]) % 4 == 0 for r in recs)
+
+
+def test_favourite_genres_give_a_new_user_genre_matched_results() -> None:
+    eng = make_engine(share=0.0)
+    eng.set_favorite_genres("fan", ["Horror"])
+    recs = eng.recommend("fan", 10)
+    genre_top = [r for r in recs if r.source == "genre_top"]
+    assert genre_top and all(int(r.movie_id[1:]) % 4 == 2 for r in genre_top)
+
+
+def test_event_for_unknown_movie_is_ignored_until_the_movie_exists() -> None:
+    eng = make_engine(n=20)
+    eng.apply_events([Event(f"x{i}", "future", EventKind.LIKE) for i in range(5)])
+    assert "future" not in ids(eng.recommend("u", 10, source="popular", explore=False))
+    eng.upsert_movies([Movie("future", "Future", 2030, ["Drama"])])
+    assert ids(eng.recommend("u2", 10, source="popular", explore=False))[0] == "future"
+
+
+def test_hidden_movies_are_never_shown() -> None:
+    eng = make_engine(n=30)
+    eng.set_hidden("m7", True)
+    seen = set()
+    for _ in range(3):
+        seen |= set(ids(eng.recommend("u", 10)))
+    assert "m7" not in seen and len(seen) == 29 + 1 - 1  # 29 servable, then reshow
+
+
+def test_cold_movie_reaches_users_through_newest_and_exploration() -> None:
+    eng = make_engine(n=500)
+    eng.apply_events([Event(f"o{i}", f"m{i % 50}", EventKind.LIKE) for i in range(300)])
+    eng.upsert_movies([Movie("brand-new", "New", 2026, ["Drama"], created_at=10**10)])
+    hits = sum("brand-new" in ids(eng.recommend(f"fresh{i}", 10)) for i in range(5))
+    assert hits >= 1
+
+
+def test_top_rated_uses_bayesian_average() -> None:
+    eng = make_engine(n=10, share=0.0)
+    # one 5-star rating must not beat fifty 4.8-average ratings (catalogue mean ~3.9)
+    eng.apply_events([Event(f"w{i}", "m3", EventKind.RATING, 3.0) for i in range(50)])
+    eng.apply_events([Event("a", "m1", EventKind.RATING, 5.0)])
+    eng.apply_events([Event(f"u{i}", "m2", EventKind.RATING, 5.0 if i % 5 else 4.0) for i in range(50)])
+    assert ids(eng.recommend("x", 1, source="top_rated"))[0] == "m2"
+
+
+def test_popularity_decays_with_time() -> None:
+    eng = make_engine(n=10, share=0.0)
+    day = 86400.0
+    eng.apply_events([Event(f"u{i}", "m1", EventKind.LIKE, ts=1.7e9) for i in range(3)])
+    eng.apply_events([Event(f"v{i}", "m2", EventKind.LIKE, ts=1.7e9 + 120 * day) for i in range(2)])
+    assert ids(eng.recommend("x", 2, source="popular"))[:1] == ["m2"]
+
+
+def test_unknown_source_is_an_error() -> None:
+    with pytest.raises(UnknownSourceError):
+        make_engine().recommend("u", 10, source="nope")
+
+
+def test_genre_top_and_similar() -> None:
+    eng = make_engine(n=40)
+    eng.apply_events([Event(f"u{i}", "m4", EventKind.LIKE) for i in range(5)])
+    assert eng.genre_top(None, 3, ["Drama"])[0] == "m4"
+    sim = eng.similar("m0", 5)
+    assert sim is not None and all(int(r.movie_id[1:]) % 4 == 0 for r in sim)
+    assert eng.similar("nope", 5) is None
+
+
+def test_catalogue_grows_past_initial_capacity() -> None:
+    eng = Engine(seed=1)
+    eng.upsert_movies(Movie(f"m{i}", genres=[f"g{i % 40}"]) for i in range(3000))
+    assert eng.stats()["movies"] == 3000
+    assert len(eng.recommend("u", 10)) == 10

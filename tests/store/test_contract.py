@@ -1,0 +1,139 @@
+"""One contract suite, run against every store backend (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.store import Store
+from cinerec.store.sql import SqlStore
+from cinerec.store.tables import metadata
+
+
+def test_migrations_build_the_schema_the_code_expects(store: Store) -> None:
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    # Server defaults and JSON/boolean type spellings differ by dialect; tables, columns
+    # and indexes must not.
+    structural = [d for d in diff if d[0] in ("add_table", "remove_table", "add_column",
+                                              "remove_column", "add_index", "remove_index")]
+    assert structural == []
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    store.migrate()
+    store.migrate()
+    assert store.count_movies() == 0
+
+
+def test_movies_upsert_get_and_hide(store: Store) -> None:
+    m = Movie("tt1", "Heat", 1995, ["Crime", "Thriller"], 4.1, 12, created_at=100.0)
+    assert store.upsert_movies([m, Movie("tt2", "Up", 2009, ["Animation"])]) == 2
+    got = store.get_movie("tt1")
+    assert got is not None
+    assert (got.title, got.year, got.genres, got.rating_avg, got.rating_count) == (
+        "Heat", 1995, ["Crime", "Thriller"], 4.1, 12)
+    # upsert replaces
+    store.upsert_movies([Movie("tt1", "Heat (director's cut)", 1995, ["Crime"], created_at=100.0)])
+    got = store.get_movie("tt1")
+    assert got is not None and got.title == "Heat (director's cut)" and got.genres == ["Crime"]
+    assert store.count_movies() == 2
+    assert set(store.get_movies(["tt1", "tt2", "nope"])) == {"tt1", "tt2"}
+    assert store.set_movie_hidden("tt2", True) is True
+    assert store.set_movie_hidden("nope", True) is False
+    hidden = store.get_movie("tt2")
+    assert hidden is not None and hidden.hidden
+    assert [m.id for m in store.iter_movies()] == ["tt1", "tt2"]
+    assert store.get_movie("nope") is None
+
+
+def test_duplicate_ids_in_one_batch_last_wins(store: Store) -> None:
+    store.upsert_movies([Movie("a", "first"), Movie("a", "second")])
+    got = store.get_movie("a")
+    assert got is not None and got.title == "second"
+
+
+def test_large_batches_are_chunked(store: Store) -> None:
+    n = 12_345
+    store.upsert_movies([Movie(f"m{i}", f"t{i}", genres=["Drama"]) for i in range(n)])
+    assert store.count_movies() == n
+    events = [Event(f"u{i % 100}", f"m{i}", EventKind.LIKE, ts=float(i)) for i in range(n)]
+    assert all(store.add_events(events))
+    assert store.count_events() == n
+    ids = [i for i, _ in store.iter_events(batch_size=1000)]
+    assert ids == sorted(ids) and len(ids) == n
+
+
+def test_users_and_favorite_genres(store: Store) -> None:
+    store.upsert_users([User("u1", ["Drama"]), User("u2")])
+    store.upsert_users([User("u1", ["Comedy", "Horror"])])
+    u = store.get_user("u1")
+    assert u is not None and u.favorite_genres == ["Comedy", "Horror"]
+    assert {u.id for u in store.iter_users()} == {"u1", "u2"}
+    assert store.get_user("nobody") is None
+
+
+def test_events_round_trip_and_order(store: Store) -> None:
+    evs = [
+        Event("u1", "m1", EventKind.RATING, 4.5, ts=10.0),
+        Event("u1", "m2", EventKind.VIEW, 0.4, ts=11.0),
+        Event("u2", "m1", EventKind.NOT_INTERESTED, ts=12.0),
+    ]
+    assert store.add_events(evs) == [True, True, True]
+    got = [e for _, e in store.iter_events()]
+    assert got == evs
+    assert store.user_events("u1") == evs[:2]
+    last = store.last_event_id()
+    assert [e for _, e in store.iter_events(after_id=last)] == []
+    assert store.count_events() == 3
+
+
+def test_retried_event_is_stored_once(store: Store) -> None:
+    e = Event("u1", "m1", EventKind.LIKE, client_event_id="c-1")
+    assert store.add_events([e]) == [True]
+    assert store.add_events([e, Event("u1", "m2", EventKind.LIKE, client_event_id="c-2")]) == [
+        False, True]
+    # same client id from another user is a different event
+    assert store.add_events([Event("u2", "m1", EventKind.LIKE, client_event_id="c-1")]) == [True]
+    # repeated inside one batch
+    dup = Event("u3", "m1", EventKind.LIKE, client_event_id="x")
+    assert store.add_events([dup, dup]) == [True, False]
+    assert store.count_events() == 4
+
+
+def test_events_for_unknown_movies_are_kept(store: Store) -> None:
+    assert store.add_events([Event("u1", "not-yet", EventKind.LIKE)]) == [True]
+    assert store.count_events() == 1
+
+
+def test_rec_log_and_feedback(store: Store) -> None:
+    now = time.time()
+    entry = RecLogEntry("s1", "u1", ["m1", "m2"], ["popular", "explore"], "popular", "v1", now)
+    store.log_recommendations([entry])
+    assert store.get_rec_log("s1") == entry
+    assert store.get_rec_log("missing") is None
+    assert list(store.iter_rec_log()) == [entry]
+    fb = Feedback("s1", "u1", "m2", True, now)
+    store.add_feedback(fb)
+    assert store.session_feedback("s1") == [fb]
+    assert list(store.iter_feedback()) == [fb]
+
+
+def test_wipe_removes_everything(store: Store) -> None:
+    store.upsert_movies([Movie("m1")])
+    store.upsert_users([User("u1")])
+    store.add_events([Event("u1", "m1", EventKind.LIKE)])
+    store.log_recommendations([RecLogEntry("s", "u1", ["m1"], ["popular"], "popular")])
+    store.add_feedback(Feedback("s", "u1", "m1", True))
+    store.wipe()
+    assert store.count_movies() == 0 and store.count_events() == 0
+    assert store.get_user("u1") is None and store.get_rec_log("s") is None
+    assert list(store.iter_feedback()) == []
+
+
+def test_ping(store: Store) -> None:
+    store.ping()
