@@ -19,8 +19,12 @@ POSTGRES_URL = os.environ.get(
     "CINEREC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_SERVICES = os.environ.get("CINEREC_REQUIRE_SERVICES") == "1"
-DEMO_DIR = Path(__file__).resolve().parent.parent / "src" / "cinerec" / "demo_data" / "ml-latest-small"
-SHARED_DATASETS = Path(os.environ.get("CINEREC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DEMO_DIR = (
+    Path(__file__).resolve().parent.parent / "src" / "cinerec" / "demo_data" / "ml-latest-small"
+)
+SHARED_DATASETS = Path(
+    os.environ.get("CINEREC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
 
 
 def _postgres_store() -> Store:

@@ -6,11 +6,14 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cinerec.config import load_settings
+
+if TYPE_CHECKING:
+    from cinerec.service import RecService
 
 app = typer.Typer(
     help="cinerec: a self-hosted movie recommendation service.",
@@ -51,6 +54,10 @@ def serve(
     _logging(settings.log_level)
     svc = build_service(settings)
     typer.echo(f"cinerec: {svc.engine.stats()} on {settings.database_url}")
+    if settings.scheduler:
+        from cinerec.training import Scheduler
+
+        Scheduler(svc.trainer).start()
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -157,6 +164,69 @@ def recommend(
         title = cat.titles[idx] if idx is not None else ""
         typer.echo(json.dumps({"movie_id": it.movie_id, "title": title, "source": it.source}))
     svc.close()
+
+
+def _loaded_service(database_url: str | None) -> RecService:
+    from cinerec.service import RecService
+
+    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    _logging(settings.log_level)
+    svc = RecService(settings)
+    svc.load(progress=True)
+    return svc
+
+
+@app.command()
+def train(
+    full: Annotated[bool, typer.Option("--full/--incremental", help="full refit or update")] = True,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Train personal models from the stored events; promote those not worse than serving."""
+    svc = _loaded_service(database_url)
+    rep = svc.trainer.train("full" if full else "incremental")
+    if rep.skipped:
+        typer.echo(f"skipped: {rep.skipped}")
+    for r in rep.trained:
+        typer.echo(f"{r.version:40s} {r.status:9s} fit {r.train_seconds:7.2f}s  {r.metrics}")
+    svc.close()
+
+
+@app.command()
+def worker(
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+    tick: float = 5.0,
+) -> None:
+    """Train on the schedule as a separate process (servers pick new models up)."""
+    import time
+
+    svc = _loaded_service(database_url)
+    last_id = svc.store.last_event_id()
+    typer.echo("worker: training on schedule; Ctrl-C to stop")
+    while True:
+        # New events arrive through other processes: fold them in before asking the schedule.
+        batch = [e for _, e in svc.store.iter_events(after_id=last_id)]
+        if batch:
+            last_id = svc.store.last_event_id()
+            svc.engine.apply_events(batch)
+        mode = svc.trainer.due()
+        if mode:
+            rep = svc.trainer.train(mode)
+            typer.echo(f"{mode}: {[(r.version, r.status) for r in rep.trained]}")
+        time.sleep(tick)
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="MovieLens folder (100K, 1M, latest)")],
+    models: Annotated[str, typer.Option(help="comma-separated model kinds")] = "popular,als,ease",
+    splitter: Annotated[str, typer.Option(help="stratified | time | strong")] = "stratified",
+    k: int = 10,
+    out: Annotated[Path, typer.Option(help="folder for JSON and PNG")] = Path("data/evaluation"),
+) -> None:
+    """Offline evaluation: split, fit, and report ranking metrics as table, JSON and PNG."""
+    from cinerec.evaluation.harness import evaluate_cli
+
+    evaluate_cli(dataset, [m.strip() for m in models.split(",") if m.strip()], splitter, k, out)
 
 
 def main() -> None:

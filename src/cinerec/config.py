@@ -59,6 +59,22 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=10_000, ge=1)
     api_auth_secret: str | None = Field(default=None, description="HS256 secret; None = no auth")
     weights: EventWeights = Field(default_factory=EventWeights)
+    # -- training ---------------------------------------------------------------------------
+    models: list[str] = Field(
+        default=["ease_plus", "als", "lightfm"],
+        description="model kinds trained by a full run; the best by held-out nDCG@10 serves",
+    )
+    serving_model: str = Field(default="auto", description="'auto' (best measured) or a kind")
+    promotion_tolerance: float = Field(
+        default=0.005, ge=0, description="promote unless held-out nDCG@10 drops by more"
+    )
+    dense_model_max_items: int = Field(
+        default=6_000, description="skip item-item models (EASE: items^2 time, memory) above this"
+    )
+    scheduler: bool = Field(default=True, description="train on a schedule inside `serve`")
+    incremental_interval_s: float = Field(default=300.0, gt=0)
+    full_interval_s: float = Field(default=6 * 3600.0, gt=0)
+    min_events_to_train: int = Field(default=20, ge=1)
 
     @property
     def is_sqlite(self) -> bool:

@@ -65,6 +65,24 @@ class RecLogEntry:
 
 
 @dataclass(slots=True)
+class ModelRecord:
+    """One trained model version in the registry."""
+
+    version: str
+    kind: str
+    params: dict[str, object]
+    metrics: dict[str, float]
+    mode: str  # full | incremental
+    n_users: int
+    n_items: int
+    n_events: int
+    train_seconds: float
+    status: str  # serving | candidate | rejected | retired
+    path: str
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
 class Feedback:
     session_id: str
     user_id: str

@@ -23,6 +23,7 @@ from cinerec.config import Settings
 from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
 from cinerec.engine import Engine, Recommended
 from cinerec.store import Store, open_store
+from cinerec.training import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class RecService:
             prior_count=settings.top_rated_prior_count,
         )
         self.rec_log = RecLogWriter(self.store)
+        self.trainer = Trainer(settings, self.store, self.engine)
         self._wipe_lock = threading.Lock()
         self.started_at = time.time()
 
@@ -142,6 +144,8 @@ class RecService:
             bar.update(len(batch))
         for entry in self.store.iter_rec_log():
             eng.mark_shown(entry.user_id, entry.movie_ids)
+        self.trainer.load_serving()
+        self.trainer.last_trained_events = eng.n_events
 
     def load_demo_if_empty(self, path: Path | None = None) -> bool:
         if self.store.count_movies() > 0:
@@ -161,6 +165,7 @@ class RecService:
             self.rec_log.flush()
             self.store.wipe()
             self.engine.reset()
+            self.trainer.forget()
             self.cache.clear()
 
     def health(self) -> dict[str, Any]:

@@ -52,12 +52,14 @@ def test_exactly_k_and_never_a_repeat_until_the_catalogue_runs_out() -> None:
 
 def test_liked_disliked_and_excluded_movies_never_come_back() -> None:
     eng = make_engine()
-    eng.apply_events([
-        Event("u", "m1", EventKind.LIKE),
-        Event("u", "m2", EventKind.DISLIKE),
-        Event("u", "m3", EventKind.NOT_INTERESTED),
-        Event("u", "m4", EventKind.RATING, 4.0),
-    ])
+    eng.apply_events(
+        [
+            Event("u", "m1", EventKind.LIKE),
+            Event("u", "m2", EventKind.DISLIKE),
+            Event("u", "m3", EventKind.NOT_INTERESTED),
+            Event("u", "m4", EventKind.RATING, 4.0),
+        ]
+    )
     seen: set[str] = set()
     for _ in range(15):
         seen |= set(ids(eng.recommend("u", 10, exclude=["m5"])))
@@ -120,7 +122,9 @@ def test_top_rated_uses_bayesian_average() -> None:
     # one 5-star rating must not beat fifty 4.8-average ratings (catalogue mean ~3.9)
     eng.apply_events([Event(f"w{i}", "m3", EventKind.RATING, 3.0) for i in range(50)])
     eng.apply_events([Event("a", "m1", EventKind.RATING, 5.0)])
-    eng.apply_events([Event(f"u{i}", "m2", EventKind.RATING, 5.0 if i % 5 else 4.0) for i in range(50)])
+    eng.apply_events(
+        [Event(f"u{i}", "m2", EventKind.RATING, 5.0 if i % 5 else 4.0) for i in range(50)]
+    )
     assert ids(eng.recommend("x", 1, source="top_rated"))[0] == "m2"
 
 

@@ -19,8 +19,12 @@ def test_migrations_build_the_schema_the_code_expects(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     # Server defaults and JSON/boolean type spellings differ by dialect; tables, columns
     # and indexes must not.
-    structural = [d for d in diff if d[0] in ("add_table", "remove_table", "add_column",
-                                              "remove_column", "add_index", "remove_index")]
+    structural = [
+        d
+        for d in diff
+        if d[0]
+        in ("add_table", "remove_table", "add_column", "remove_column", "add_index", "remove_index")
+    ]
     assert structural == []
 
 
@@ -36,7 +40,12 @@ def test_movies_upsert_get_and_hide(store: Store) -> None:
     got = store.get_movie("tt1")
     assert got is not None
     assert (got.title, got.year, got.genres, got.rating_avg, got.rating_count) == (
-        "Heat", 1995, ["Crime", "Thriller"], 4.1, 12)
+        "Heat",
+        1995,
+        ["Crime", "Thriller"],
+        4.1,
+        12,
+    )
     # upsert replaces
     store.upsert_movies([Movie("tt1", "Heat (director's cut)", 1995, ["Crime"], created_at=100.0)])
     got = store.get_movie("tt1")
@@ -96,7 +105,9 @@ def test_retried_event_is_stored_once(store: Store) -> None:
     e = Event("u1", "m1", EventKind.LIKE, client_event_id="c-1")
     assert store.add_events([e]) == [True]
     assert store.add_events([e, Event("u1", "m2", EventKind.LIKE, client_event_id="c-2")]) == [
-        False, True]
+        False,
+        True,
+    ]
     # same client id from another user is a different event
     assert store.add_events([Event("u2", "m1", EventKind.LIKE, client_event_id="c-1")]) == [True]
     # repeated inside one batch

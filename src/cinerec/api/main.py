@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from cinerec import __version__
 from cinerec.api import errors
 from cinerec.api.middleware import RequestIdMiddleware
-from cinerec.api.routes import catalog, cinema, events, grader
+from cinerec.api.routes import admin, catalog, cinema, events, grader
 from cinerec.config import Settings
 from cinerec.service import RecService
 
@@ -48,6 +48,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(cinema.router)
     app.include_router(catalog.router)
     app.include_router(events.router)
+    app.include_router(admin.router)
     return app
 
 

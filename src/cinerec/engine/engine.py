@@ -52,6 +52,8 @@ class Engine:
         self.policy = ServingPolicy(exploration_share, seed)
         self.lock = threading.RLock()
         self.recommenders: dict[str, Recommender] = {}
+        #: name of the personal model in the default blend (set by the trainer)
+        self.personal: str | None = None
         for rec in (
             PopularRecommender(),
             TopRatedRecommender(prior_count),
@@ -59,11 +61,16 @@ class Engine:
             GenreTopRecommender(prior_count),
         ):
             self.register(rec)
+        self._builtin = set(self.recommenders)
         self.reset()
 
     # -- state -------------------------------------------------------------------------
     def reset(self) -> None:
+        """Forget all state. Trained models go too: their dense ids would no longer match."""
         with self.lock:
+            for name in set(self.recommenders) - self._builtin:
+                del self.recommenders[name]
+            self.personal = None
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
@@ -156,7 +163,9 @@ class Engine:
         take the largest share; see :meth:`register`)."""
         r = self.recommenders
         has_genre_signal = u is not None and bool(u.favorite_genres or u.recent_likes)
-        if has_genre_signal:
+        if self.personal and u is not None and u.interactions:
+            mix = [(self.personal, 0.7), ("genre_top", 0.1), ("popular", 0.1), ("newest", 0.1)]
+        elif has_genre_signal:
             mix = [("genre_top", 0.5), ("popular", 0.2), ("top_rated", 0.2), ("newest", 0.1)]
         else:
             mix = [("popular", 0.4), ("top_rated", 0.4), ("newest", 0.2)]

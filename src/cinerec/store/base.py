@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
-from cinerec.domain import Event, Feedback, Movie, RecLogEntry, User
+from cinerec.domain import Event, Feedback, ModelRecord, Movie, RecLogEntry, User
 
 
 class StoreError(Exception):
@@ -112,3 +112,17 @@ class Store(ABC):
 
     @abstractmethod
     def iter_feedback(self) -> Iterator[Feedback]: ...
+
+    # -- model registry ------------------------------------------------------------------
+    @abstractmethod
+    def add_model(self, record: ModelRecord) -> None:
+        """Register a model version; a ``serving`` one retires the previous serving one of
+        the same kind in the same transaction."""
+
+    @abstractmethod
+    def list_models(self, limit: int = 100) -> list[ModelRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    def serving_models(self) -> list[ModelRecord]:
+        """The serving version of each kind, best first by ``metrics['ndcg@10']``."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, Insert, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Row
 
-from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.domain import Event, EventKind, Feedback, ModelRecord, Movie, RecLogEntry, User
 from cinerec.store import tables as t
 from cinerec.store.base import Store
 
@@ -332,3 +332,59 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             for r in conn.execute(select(t.feedback).order_by(t.feedback.c.id)):
                 yield self._to_feedback(r)
+
+    # -- model registry ------------------------------------------------------------------
+    def add_model(self, record: ModelRecord) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            if record.status == "serving":
+                conn.execute(
+                    update(t.models)
+                    .where((t.models.c.kind == record.kind) & (t.models.c.status == "serving"))
+                    .values(status="retired")
+                )
+            conn.execute(
+                t.models.insert().values(
+                    version=record.version,
+                    kind=record.kind,
+                    params=record.params,
+                    metrics=record.metrics,
+                    mode=record.mode,
+                    n_users=record.n_users,
+                    n_items=record.n_items,
+                    n_events=record.n_events,
+                    train_seconds=record.train_seconds,
+                    status=record.status,
+                    path=record.path,
+                    created_at=record.created_at,
+                )
+            )
+
+    @staticmethod
+    def _to_model(r: Row[Any]) -> ModelRecord:
+        return ModelRecord(
+            r.version,
+            r.kind,
+            dict(r.params),
+            dict(r.metrics),
+            r.mode,
+            r.n_users,
+            r.n_items,
+            r.n_events,
+            r.train_seconds,
+            r.status,
+            r.path,
+            r.created_at,
+        )
+
+    def list_models(self, limit: int = 100) -> list[ModelRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.models).order_by(t.models.c.created_at.desc()).limit(limit)
+            ).all()
+        return [self._to_model(r) for r in rows]
+
+    def serving_models(self) -> list[ModelRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.models).where(t.models.c.status == "serving")).all()
+        recs = [self._to_model(r) for r in rows]
+        return sorted(recs, key=lambda m: -float(m.metrics.get("ndcg@10", 0.0)))

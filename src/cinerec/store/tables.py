@@ -83,4 +83,22 @@ feedback = Table(
     Index("ix_feedback_session", "session_id"),
 )
 
-ALL_TABLES = (feedback, rec_log, events, users, movies)
+models = Table(
+    "models",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("mode", String(16), nullable=False),  # full | incremental
+    Column("n_users", Integer, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("n_events", Integer, nullable=False),
+    Column("train_seconds", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # serving | candidate | rejected | retired
+    Column("path", String(1024), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_models_created", "created_at"),
+)
+
+ALL_TABLES = (models, feedback, rec_log, events, users, movies)

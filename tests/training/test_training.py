@@ -1,0 +1,109 @@
+"""Training from the store, promotion, hot swap and real-time fold-in, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from cinerec.api.main import create_app
+from cinerec.config import load_settings
+from cinerec.ingest import synthetic_catalog, synthetic_events
+from cinerec.service import RecService
+from cinerec.store import Store
+from cinerec.training import build_training_data, holdout_split
+
+
+def make_service(store: Store, tmp_path: Path, models: list[str]) -> RecService:
+    settings = load_settings(
+        database_url=store.url, data_dir=tmp_path, models=models, min_events_to_train=10
+    )
+    svc = RecService(settings, store=store)
+    data = synthetic_catalog(300, 200, seed=3)
+    svc.add_movies(data.movies)
+    for chunk in synthetic_events(data, 6000, seed=3, batch=2000):
+        svc.record_events(chunk)
+    return svc
+
+
+def test_full_then_incremental_training_registers_and_serves(store: Store, tmp_path: Path) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    client = TestClient(create_app(svc))
+    r = client.post("/api/v1/admin/train", json={"mode": "full"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["personal"] == "als"
+    [trained] = body["trained"]
+    assert trained["status"] == "serving" and trained["metrics"]["ndcg@10"] > 0
+    r = client.post("/api/v1/admin/train", json={"mode": "incremental"})
+    assert r.status_code == 200 and r.json()["trained"][0]["mode"] == "incremental"
+    listed = client.get("/api/v1/models").json()
+    assert len(listed) == 2 and {m["kind"] for m in listed} == {"als"}
+    statuses = sorted(m["status"] for m in listed)
+    assert statuses in (["retired", "serving"], ["rejected", "serving"])
+    assert client.post("/api/v1/admin/train", json={"mode": "weekly"}).status_code == 422
+    svc.close()
+
+
+def test_a_like_changes_the_next_recs_without_retraining(store: Store, tmp_path: Path) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    svc.trainer.train("full")
+    client = TestClient(create_app(svc))
+    first = client.get("/api/v1/recommendations/newcomer?k=10&explore=false").json()
+    assert {i["source"] for i in first["items"]} != {"als"}  # cold: no personal model yet
+    liked = [i["movie_id"] for i in first["items"][:2]]
+    r = client.post(
+        "/interact", json={"user_id": "newcomer", "item_ids": liked, "actions": ["like", "like"]}
+    )
+    assert r.status_code == 200
+    second = client.get("/api/v1/recommendations/newcomer?k=10&explore=false").json()
+    assert sum(i["source"] == "als" for i in second["items"]) >= 5
+    shown = {i["movie_id"] for i in first["items"]}
+    assert not shown & {i["movie_id"] for i in second["items"]}
+    svc.close()
+
+
+def test_restart_loads_the_serving_model(store: Store, tmp_path: Path) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    svc.trainer.train("full")
+    svc.rec_log.close()
+    again = RecService(svc.settings, store=store)
+    again.load()
+    assert again.engine.personal == "als"
+    again.rec_log.close()
+
+
+def test_cleanup_forgets_models(store: Store, tmp_path: Path) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    svc.trainer.train("full")
+    svc.cleanup()
+    assert svc.engine.personal is None and "als" not in svc.engine.recommenders
+    assert store.list_models() == [] and not list((tmp_path / "models").glob("*.npz"))
+    svc.close()
+
+
+def test_training_data_uses_event_weights_and_holdout_removes_one_positive(
+    store: Store, tmp_path: Path
+) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    data = build_training_data(svc.engine)
+    x = data.interactions
+    assert x.shape == (200, 300)
+    assert (x.data < 0).any() and (x.data > 0).any()  # dislikes are negatives
+    train, users, items = holdout_split(x, 50, seed=1)
+    assert len(users) == 50
+    assert x.nnz - train.nnz == 50
+    assert np.all(np.asarray(x[users, items]).ravel() > 0)
+    assert np.all(np.asarray(train[users, items]).ravel() == 0)
+    svc.close()
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_too_few_events_skip_training(tmp_path: Path, mode: str) -> None:
+    svc = RecService(
+        load_settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", data_dir=tmp_path)
+    )
+    assert svc.trainer.train(mode).skipped
+    svc.close()
