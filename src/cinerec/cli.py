@@ -195,6 +195,7 @@ def train(
 def worker(
     database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
     tick: float = 5.0,
+    cycles: Annotated[int | None, typer.Option(help="stop after N checks (default: never)")] = None,
 ) -> None:
     """Train on the schedule as a separate process (servers pick new models up)."""
     import time
@@ -202,7 +203,9 @@ def worker(
     svc = _loaded_service(database_url)
     last_id = svc.store.last_event_id()
     typer.echo("worker: training on schedule; Ctrl-C to stop")
-    while True:
+    n = 0
+    while cycles is None or n < cycles:
+        n += 1
         # New events arrive through other processes: fold them in before asking the schedule.
         batch = [e for _, e in svc.store.iter_events(after_id=last_id)]
         if batch:

@@ -13,6 +13,7 @@ uses the user's current row.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -47,6 +48,8 @@ class TrainingData:
     item_genres: list[tuple[str, ...]]
     years: list[int | None]
     n_events: int
+    item_ids: list[str]
+    user_ids: list[str]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,9 +72,11 @@ def build_training_data(engine: Engine) -> TrainingData:
         genres = [tuple(cat.genres.external(g) for g in gs) for gs in cat.movie_genres]
         years = list(cat.years)
         n_events = engine.n_events
+        item_ids = cat.ids.externals(range(n_items))
+        user_ids = engine.user_ids.externals(range(n_users))
     x = sp.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
     x.sum_duplicates()
-    return TrainingData(x, genres, years, n_events)
+    return TrainingData(x, genres, years, n_events, item_ids, user_ids)
 
 
 def holdout_split(
@@ -145,25 +150,60 @@ def model_features(data: TrainingData, model: Model, x: sp.csr_matrix) -> dict[s
 
 class ModelRecommender(Recommender):
     """A trained model as a serving source: folds the user's current row in on every request,
-    so a new like changes the very next list without retraining."""
+    so a new like changes the very next list without retraining.
+
+    The model speaks its own dense ids (those of the process that trained it); ``item_ids`` /
+    ``user_ids`` (external, saved beside the artifact) map them onto this engine's ids, so a
+    model trained by a separate worker serves correctly here.
+    """
 
     positive_only = False
 
-    def __init__(self, model: Model, record: ModelRecord) -> None:
+    def __init__(self, model: Model, record: ModelRecord, item_ids: list[str],
+                 user_ids: list[str], catalog: Catalog) -> None:
         self.model = model
         self.record = record
         self.name = record.kind
-        self.vocabulary: list[str] | None = None
+        self.user_index = {u: i for i, u in enumerate(user_ids)}
+        # model item -> catalogue idx (allocating inactive entries for ids not seen here)
+        self.to_catalog = np.fromiter((catalog.index(m) for m in item_ids), dtype=np.int64,
+                                      count=len(item_ids))
+        self.from_catalog = np.full(catalog.n, -1, dtype=np.int64)
+        self.from_catalog[self.to_catalog] = np.arange(len(item_ids))
 
     def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
         if user is None or not user.interactions:
             return None
-        n = catalog.n
+        if len(self.from_catalog) < catalog.n:
+            grown = np.full(catalog.n, -1, dtype=np.int64)
+            grown[: len(self.from_catalog)] = self.from_catalog
+            self.from_catalog = grown
         idx = np.fromiter(user.interactions.keys(), dtype=np.int64, count=len(user.interactions))
         val = np.fromiter(user.interactions.values(), dtype=np.float32, count=len(idx))
-        row = sp.csr_matrix((val, (np.zeros(len(idx), dtype=np.int64), idx)), shape=(1, n))
-        uid = user.idx if user.idx < self.model.n_users else None
-        return self.model.score_user(row, None, uid)[:n].astype(np.float64)
+        cols = self.from_catalog[idx]
+        known = cols >= 0
+        row = sp.csr_matrix(
+            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), cols[known])),
+            shape=(1, self.model.n_items),
+        )
+        uid = self.user_index.get(user.id)
+        s = self.model.score_user(row, None, uid)
+        out = np.full(catalog.n, -np.inf, dtype=np.float64)
+        out[self.to_catalog] = s[: len(self.to_catalog)]
+        return out
+
+
+def save_ids(path: Path, item_ids: list[str], user_ids: list[str]) -> None:
+    path.write_text(json.dumps({"items": item_ids, "users": user_ids}))
+
+
+def load_ids(path: Path) -> tuple[list[str], list[str]]:
+    data = json.loads(path.read_text())
+    return list(data["items"]), list(data["users"])
+
+
+def ids_path(model_path: str | Path) -> Path:
+    return Path(str(model_path).removesuffix(".npz") + ".ids.json")
 
 
 @dataclass(slots=True)
@@ -216,10 +256,11 @@ class Trainer:
         for rec in self.store.serving_models():
             if rec.version in current or not Path(rec.path).exists():
                 continue
-            if rec.n_items > self.engine.catalog.n:
-                log.warning("model %s knows more movies than the catalogue; skipped", rec.version)
-                continue
-            self._activate(ModelRecommender(load_model(rec.path), rec))
+            items, users = load_ids(ids_path(rec.path))
+            with self.engine.lock:
+                model_rec = ModelRecommender(load_model(rec.path), rec, items, users,
+                                             self.engine.catalog)
+            self._activate(model_rec)
             log.info("serving model %s (%s)", rec.version, rec.kind)
 
     def forget(self) -> None:
@@ -228,7 +269,7 @@ class Trainer:
             self.engine.recommenders.pop(name, None)
         self.engine.personal = None
         if self.model_dir.exists():
-            for f in self.model_dir.glob("*.npz"):
+            for f in [*self.model_dir.glob("*.npz"), *self.model_dir.glob("*.ids.json")]:
                 f.unlink(missing_ok=True)
         self.last_trained_events = 0
 
@@ -285,7 +326,10 @@ class Trainer:
                 record = self._register(model, kind, mode, data, fit_s, status, metrics)
                 report.trained.append(record)
                 if status == "serving":
-                    self._activate(ModelRecommender(model, record))
+                    with self.engine.lock:
+                        model_rec = ModelRecommender(model, record, data.item_ids,
+                                                     data.user_ids, self.engine.catalog)
+                    self._activate(model_rec)
             self.last_trained_events = data.n_events
             self.last_run = time.time()
             if mode == "full":
@@ -311,6 +355,7 @@ class Trainer:
     ) -> ModelRecord:
         version = f"{kind}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
         path = model.save(self.model_dir / f"{version}.npz")
+        save_ids(ids_path(path), data.item_ids, data.user_ids)
         for tmp in self.model_dir.glob("tmp-*.npz"):
             tmp.unlink(missing_ok=True)
         record = ModelRecord(

@@ -155,3 +155,17 @@ def test_catalogue_grows_past_initial_capacity() -> None:
     eng.upsert_movies(Movie(f"m{i}", genres=[f"g{i % 40}"]) for i in range(3000))
     assert eng.stats()["movies"] == 3000
     assert len(eng.recommend("u", 10)) == 10
+
+
+def test_new_movie_reaches_the_users_who_like_its_genre_first() -> None:
+    eng = make_engine(n=400, share=0.0)
+    # Horror fans (m2, m6, ... are Horror) and comedy fans (m1, m5, ...).
+    for u in range(5):
+        eng.apply_events([Event(f"horror{u}", f"m{2 + 4 * j}", EventKind.LIKE) for j in range(5)])
+        eng.apply_events([Event(f"comedy{u}", f"m{1 + 4 * j}", EventKind.LIKE) for j in range(5)])
+    eng.upsert_movies([Movie("new-horror", "Fresh Scares", 2026, ["Horror"], created_at=10**10)])
+    eng.upsert_movies([Movie("new-comedy", "Fresh Laughs", 2026, ["Comedy"], created_at=10**10)])
+    for u in range(5):
+        horror = ids(eng.recommend(f"horror{u}", 10, source="newest"))
+        comedy = ids(eng.recommend(f"comedy{u}", 10, source="newest"))
+        assert horror[0] == "new-horror" and comedy[0] == "new-comedy"

@@ -107,3 +107,30 @@ def test_too_few_events_skip_training(tmp_path: Path, mode: str) -> None:
     )
     assert svc.trainer.train(mode).skipped
     svc.close()
+
+
+def test_model_trained_elsewhere_serves_with_this_processs_ids(
+    store: Store, tmp_path: Path
+) -> None:
+    """A worker's dense ids differ from a live server's; external ids keep them aligned."""
+    settings = load_settings(
+        database_url=store.url, data_dir=tmp_path, models=["als"], min_events_to_train=10
+    )
+    server = RecService(settings, store=store)
+    data = synthetic_catalog(300, 200, seed=5)
+    # Events before their movies exist: the server allocates dense ids in event order.
+    events = [e for chunk in synthetic_events(data, 5000, seed=5) for e in chunk]
+    server.record_events(events)
+    server.add_movies(list(reversed(data.movies)))
+    worker = RecService(settings, store=store)
+    worker.load()  # loads movies first: a different dense order
+    assert worker.engine.catalog.ids.external(0) != server.engine.catalog.ids.external(0)
+    worker.trainer.train("full")
+    server.trainer.load_serving()
+    assert server.engine.personal == "als"
+    for user in ("u1", "u7", "u42"):
+        a = server.engine.recommend(user, 10, source="als", explore=False, mark_shown=False)
+        b = worker.engine.recommend(user, 10, source="als", explore=False, mark_shown=False)
+        assert [r.movie_id for r in a] == [r.movie_id for r in b]
+    server.rec_log.close()
+    worker.rec_log.close()

@@ -87,7 +87,7 @@ class Engine:
             if not create:
                 return None
             idx = self.user_ids.add(user_id)
-            self.users[idx] = UserState(idx)
+            self.users[idx] = UserState(idx, user_id)
         return self.users[idx]
 
     # -- writes ------------------------------------------------------------------------

@@ -60,16 +60,6 @@ class TopRatedRecommender(Recommender):
         return catalog.bayesian_rating(self.prior_count)
 
 
-class NewestRecommender(Recommender):
-    """Newest additions to the catalogue first: gives cold movies their first audience."""
-
-    name = "newest"
-
-    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
-        created = catalog.created[: catalog.n]
-        return created if created.any() else None
-
-
 def genre_profile(user: UserState | None, catalog: Catalog) -> np.ndarray | None:
     """The user's genre weights (sum 1): favourite genres if set, else genres of their likes."""
     if user is None:
@@ -113,6 +103,26 @@ class GenreTopRecommender(Recommender):
             return None
         match = catalog.genre_matrix() @ prof  # (n,) share of the profile each movie covers
         return match.astype(np.float64) * (0.25 + self.quality(catalog))
+
+
+class NewestRecommender(Recommender):
+    """Newest additions first, leaning to the user's genres: gives cold movies their first
+    audience among the users most likely to like them."""
+
+    name = "newest"
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        created = catalog.created[: catalog.n]
+        if not created.any():
+            return None
+        # Rank-based recency in (0, 1]: robust to bulk loads with near-identical times.
+        recency = np.empty(catalog.n, dtype=np.float64)
+        recency[np.argsort(created, kind="stable")] = np.arange(1, catalog.n + 1) / catalog.n
+        prof = genre_profile(user, catalog)
+        if prof is None:
+            return recency
+        match = catalog.genre_matrix() @ prof
+        return recency * (0.2 + match.astype(np.float64))
 
 
 NON_PERSONAL: tuple[type[Recommender], ...] = (

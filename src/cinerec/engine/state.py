@@ -31,6 +31,7 @@ class UserState:
     """What one user has done; the context every recommender scores against."""
 
     idx: int
+    id: str = ""
     favorite_genres: list[str] = field(default_factory=list)
     #: movie idx -> latest signal weight (negative = dislike); the model's input row
     interactions: dict[int, float] = field(default_factory=dict)

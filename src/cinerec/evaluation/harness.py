@@ -184,8 +184,8 @@ def parse_model_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
 
     Values are parsed as JSON when possible (numbers, true/false), else kept as strings.
 
-    >>> parse_model_spec("als:factors=64,binary=true")[2]
-    {'factors': 64, 'binary': True}
+    >>> parse_model_spec("ease:lambda_=300,binary=true")[2]
+    {'lambda_': 300, 'binary': True}
     """
     kind, _, rest = spec.partition(":")
     if kind not in MODEL_CLASSES:

@@ -73,7 +73,7 @@ def precision_at_k(
 
     >>> import numpy as np, scipy.sparse as sp
     >>> precision_at_k(np.array([[2, 0, 1], [1, 2, 0]]), sp.csr_matrix([[1, 0, 1], [1, 0, 0]]), 2)
-    0.75
+    0.5
     """
     n_rel = _n_relevant(truth)
     hits = hit_matrix(reco, truth, k).sum(axis=1)
@@ -117,7 +117,7 @@ def map_at_k(
     """Mean average precision@k, normalised by ``min(k, |relevant|)``.
 
     >>> import numpy as np, scipy.sparse as sp
-    >>> map_at_k(np.array([[2, 0, 1]]), sp.csr_matrix([[1, 0, 1]]), 3)  # (1/1 + 2/3) / 2
+    >>> map_at_k(np.array([[2, 1, 0]]), sp.csr_matrix([[1, 0, 1]]), 3)  # (1/1 + 2/3) / 2
     0.8333333333333333
     """
     n_rel = _n_relevant(truth)
