@@ -25,14 +25,14 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from implicit.als import AlternatingLeastSquares  # noqa: E402
+import numpy as np
+from implicit.als import AlternatingLeastSquares
 
-from cinerec.config import load_settings  # noqa: E402
-from cinerec.ingest import import_movielens  # noqa: E402
-from cinerec.models import ALSModel  # noqa: E402
-from cinerec.service import RecService  # noqa: E402
-from cinerec.training import build_training_data  # noqa: E402
+from cinerec.config import load_settings
+from cinerec.ingest import import_movielens
+from cinerec.models import ALSModel
+from cinerec.service import RecService
+from cinerec.training import build_training_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
