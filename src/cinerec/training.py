@@ -50,6 +50,7 @@ class TrainingData:
     n_events: int
     item_ids: list[str]
     user_ids: list[str]
+    generation: int
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,7 +77,7 @@ def build_training_data(engine: Engine) -> TrainingData:
         user_ids = engine.user_ids.externals(range(n_users))
     x = sp.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
     x.sum_duplicates()
-    return TrainingData(x, genres, years, n_events, item_ids, user_ids)
+    return TrainingData(x, genres, years, n_events, item_ids, user_ids, engine.generation)
 
 
 def holdout_split(
@@ -323,13 +324,18 @@ class Trainer:
                     ):
                         status = "rejected"
                         metrics["serving_ndcg@10"] = old_metrics.get("ndcg@10", 0.0)
+                if self.engine.generation != data.generation:
+                    report.skipped = "state was reset (/cleanup) during training"
+                    return report
                 record = self._register(model, kind, mode, data, fit_s, status, metrics)
                 report.trained.append(record)
                 if status == "serving":
                     with self.engine.lock:
-                        model_rec = ModelRecommender(model, record, data.item_ids,
-                                                     data.user_ids, self.engine.catalog)
-                    self._activate(model_rec)
+                        if self.engine.generation != data.generation:
+                            report.skipped = "state was reset (/cleanup) during training"
+                            return report
+                        self._activate(ModelRecommender(model, record, data.item_ids,
+                                                        data.user_ids, self.engine.catalog))
             self.last_trained_events = data.n_events
             self.last_run = time.time()
             if mode == "full":

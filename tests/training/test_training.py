@@ -134,3 +134,18 @@ def test_model_trained_elsewhere_serves_with_this_processs_ids(
         assert [r.movie_id for r in a] == [r.movie_id for r in b]
     server.rec_log.close()
     worker.rec_log.close()
+
+
+def test_cleanup_during_training_keeps_the_stale_model_out(store: Store, tmp_path: Path) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    real_kinds = svc.trainer.kinds
+
+    def kinds_then_cleanup(data):  # type: ignore[no-untyped-def]
+        svc.cleanup()  # arrives while the run is under way
+        return real_kinds(data)
+
+    svc.trainer.kinds = kinds_then_cleanup  # type: ignore[method-assign]
+    report = svc.trainer.train("full")
+    assert report.skipped and "reset" in report.skipped
+    assert svc.engine.personal is None and store.list_models() == []
+    svc.close()

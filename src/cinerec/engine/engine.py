@@ -54,6 +54,8 @@ class Engine:
         self.recommenders: dict[str, Recommender] = {}
         #: name of the personal model in the default blend (set by the trainer)
         self.personal: str | None = None
+        #: bumped by reset(); lets long jobs notice the state they started from is gone
+        self.generation = 0
         for rec in (
             PopularRecommender(),
             TopRatedRecommender(prior_count),
@@ -71,6 +73,7 @@ class Engine:
             for name in set(self.recommenders) - self._builtin:
                 del self.recommenders[name]
             self.personal = None
+            self.generation += 1
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
