@@ -90,12 +90,22 @@ class RecLogWriter:
                     break
                 batch.append(nxt)
             try:
-                self.store.log_recommendations(batch)
-            except Exception:
-                log.exception("could not write %d recommendation log entries", len(batch))
+                self._write(batch)
             finally:
                 for _ in batch:
                     self.q.task_done()
+
+    def _write(self, batch: list[RecLogEntry]) -> None:
+        try:
+            self.store.log_recommendations(batch)
+        except Exception:
+            if len(batch) == 1:
+                log.exception("could not write the log of session %s", batch[0].session_id)
+                return
+            # One entry the database refuses (PostgreSQL: a user id longer than its column, a
+            # NUL character) must not lose the other entries of the batch.
+            for entry in batch:
+                self._write([entry])
 
     def flush(self) -> None:
         self.q.join()

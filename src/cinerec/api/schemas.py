@@ -108,7 +108,8 @@ class MovieIn(BaseModel):
     year: int | None = Field(default=None, ge=1870, le=2200)
     genres: list[Genre] = Field(default_factory=list, max_length=32)
     rating_avg: float | None = Field(default=None, ge=0, le=10)
-    rating_count: int = Field(default=0, ge=0)
+    # The store keeps it in a 32-bit INTEGER column (PostgreSQL); larger numbers were a 500.
+    rating_count: int = Field(default=0, ge=0, le=2**31 - 1)
     hidden: bool = False
 
 
