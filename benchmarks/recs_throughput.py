@@ -8,9 +8,11 @@ Both servers run in this one invocation: ``cinerec serve --demo`` on a temporary
 (MovieLens latest-small: 9,742 movies, 100,836 ratings) and uvicorn with the constant app,
 each one process and one worker with the same host and log flags. Users are distinct: a third
 brand-new on every request, a third who liked 5 movies just before the run, a third MovieLens
-raters (ids 1-610). Each target is measured ``--repeats`` times (targets alternate); the table
-quotes medians. Results are merged into ``benchmarks/results/recs_throughput.json`` under the
-client's name.
+raters (ids 1-610). Before measuring, a full training run makes the personal model serve
+(``serve`` would start one on its own seconds later, in the middle of a run); ``--models none``
+measures the non-personal recommenders with the scheduler off instead. Each target is measured
+``--repeats`` times (targets alternate); the table quotes medians. Results are merged into
+``benchmarks/results/recs_throughput.json`` under the key "<client>, models=<models>".
 
 Clients: ``wrk -t1 -c32`` (the protocol of the anchor figure in shared/BENCHMARKS.md), or
 without wrk, 32 asyncio keep-alive connections speaking HTTP/1.1 directly. (httpx's async
@@ -106,9 +108,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(cmd: list[str], url: str, log: Path, timeout: float) -> tuple[subprocess.Popen, float]:
+def start(
+    cmd: list[str], url: str, log: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, float]:
     """Start a server and wait for its /healthcheck; returns the process and start-up seconds."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
     t0 = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -146,6 +150,14 @@ def seed_likers(url: str) -> None:
     ]
     r = httpx.post(f"{url}/api/v1/events/batch", json={"events": events}, timeout=60)
     r.raise_for_status()
+
+
+def train(url: str) -> str | None:
+    """Train now and wait until the new models serve, so that the scheduler inside ``serve``
+    does not train in the middle of a measurement. Returns the personal model serving."""
+    r = httpx.post(f"{url}/api/v1/admin/train", json={"mode": "full"}, timeout=1800)
+    r.raise_for_status()
+    return r.json()["personal"]
 
 
 # -- load generators -----------------------------------------------------------------------
@@ -273,6 +285,13 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="wrk: seconds per run")
     ap.add_argument("--requests", type=int, default=20_000, help="asyncio: requests per run")
     ap.add_argument("--time-bound", type=float, default=10.0, help="asyncio: max seconds per run")
+    ap.add_argument(
+        "--models",
+        choices=["trained", "none"],
+        default="trained",
+        help="trained: a full training run first (what `serve` does on its own within "
+        "seconds); none: scheduler off, only the non-personal recommenders",
+    )
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
     client = args.client
@@ -299,6 +318,7 @@ def main() -> None:
             [str(cinerec), "serve", "--demo", "--host", "127.0.0.1", "--port", str(svc_port),
              "--database-url", f"sqlite:///{work / 'bench.db'}"],
             urls["service"], work / "service.log", timeout=300,
+            env={"CINEREC_SCHEDULER": "false"} if args.models == "none" else None,
         )  # fmt: skip
         const_proc, _ = start(
             [sys.executable, "-m", "uvicorn", "const_app:app", "--app-dir", str(HERE),
@@ -308,11 +328,16 @@ def main() -> None:
         )  # fmt: skip
         try:
             seed_likers(urls["service"])
+            personal = None
+            if args.models == "trained":
+                print("training (full) ...", flush=True)
+                personal = train(urls["service"])
             sample = httpx.get(f"{urls['service']}/recs/liker-1").json()["item_ids"]
             assert len(sample) == 10, sample
             health = httpx.get(f"{urls['service']}/api/v1/health").json()
             print(f"service up in {startup:.1f} s: {health['movies']} movies, "
-                  f"{health['events']} events; client {client}, c={args.concurrency}")  # fmt: skip
+                  f"{health['events']} events, personal model {personal}; "
+                  f"client {client}, c={args.concurrency}")  # fmt: skip
             for name, url in urls.items():  # warm-up, not recorded
                 if client == "wrk":
                     run_wrk(url, f"warm-{name}", args.concurrency, 2, work)
@@ -346,7 +371,7 @@ def main() -> None:
         },
         "protocol": {
             "client": client,
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
             "concurrency": args.concurrency,
             "repeats": args.repeats,
             **(
@@ -358,6 +383,7 @@ def main() -> None:
             "both servers": "one process, one uvicorn worker, 127.0.0.1, log-level warning",
         },
         "catalogue": {k: health[k] for k in ("movies", "users", "events")},
+        "personal_model": personal,
         "service_startup_s": round(startup, 1),
         "median": medians,
         "ratio_service_to_constant": {
@@ -371,9 +397,10 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     saved = json.loads(args.output.read_text()) if args.output.exists() else {}
-    saved[client] = record
+    key = f"{client}, models={args.models}"
+    saved[key] = record
     args.output.write_text(json.dumps(saved, indent=2) + "\n")
-    print(f"\nwritten to {args.output} (key {client!r})")
+    print(f"\nwritten to {args.output} (key {key!r})")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture.utils import many
 from schemathesis import DataGenerationMethod
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
@@ -23,6 +25,13 @@ from cinerec.domain import Event, EventKind, Movie
 from cinerec.service import RecService
 
 from .conftest import genre_of
+
+if not hasattr(many, "more"):  # hypothesis-jsonschema 0.23 (under schemathesis 3.39) calls it
+    pytest.fail(
+        f"hypothesis {hypothesis.__version__} removed many.more(), which schemathesis 3.39 needs "
+        "through hypothesis-jsonschema: install hypothesis<6.170.10",
+        pytrace=False,
+    )
 
 # FastAPI writes OpenAPI 3.1, which schemathesis 3.x supports behind this switch.
 schemathesis.experimental.OPEN_API_3_1.enable()

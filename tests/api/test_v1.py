@@ -8,7 +8,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from cinerec.api.main import create_app
+from cinerec.config import load_settings
 from cinerec.service import RecService
+from cinerec.store import Store
 
 from .conftest import AddItems, genre_of
 
@@ -78,6 +81,7 @@ def test_unknown_movie_is_a_404(client: TestClient) -> None:
         ({"id": "x", "year": 1066}, "year"),
         ({"id": "x", "rating_avg": 11}, "rating_avg"),
         ({"id": "x", "rating_count": -1}, "rating_count"),
+        ({"id": "x", "rating_count": 2**63}, "rating_count"),  # was a 500 (integer overflow)
         ({"id": "  "}, "id"),
         ({"title": "no id"}, "id: Field required"),
         ({"id": "x", "genres": "Drama"}, "genres"),
@@ -87,6 +91,23 @@ def test_movie_rejects(client: TestClient, body: dict, hint: str) -> None:
     r = client.post(f"{V1}/movies", json=body)
     assert r.status_code == 422
     assert hint in r.json()["detail"]
+
+
+def test_values_the_database_refuses_are_a_422_not_a_500(store: Store) -> None:
+    """PostgreSQL refuses NUL characters in text (SQLite stores them): a client error."""
+    svc = RecService(load_settings(database_url=store.url), store=store)
+    with TestClient(create_app(svc)) as client:
+        title = client.post(f"{V1}/movies", json={"id": "x", "title": "a\x00b"})
+        user = client.get(f"{V1}/users/a%00b")
+        like = client.post(f"{V1}/events", json=event("u\x00", "x"))
+    svc.rec_log.close()
+    if store.url.startswith("sqlite"):
+        assert (title.status_code, user.status_code, like.status_code) == (200, 404, 200)
+        return
+    for r in (title, user, like):
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("a value cannot be stored: ")
+        assert "NUL" in r.json()["detail"]
 
 
 def test_movie_batch_size_is_bounded(client: TestClient) -> None:

@@ -153,6 +153,8 @@ def test_contract_a_over_the_split_ports(server: Server) -> None:
         )
         assert r.status_code == 200
         after = get_recs(main, user)
+    assert not set(after) & set(shown)
+    assert len(set(shown)) == len(shown) == 10 + 6 + 8 * 10
 
     assert main.get("/cleanup").status_code == 200
     assert get_recs(main, user) == []
