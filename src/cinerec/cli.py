@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cinerec.config import load_settings
+from cinerec.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from cinerec.service import RecService
@@ -22,6 +22,11 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Import rating data sets into the store.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+
+
+def _settings(database_url: str | None) -> Settings:
+    """Settings from the environment, with ``--database-url`` winning when given."""
+    return load_settings(**({"database_url": database_url} if database_url else {}))
 
 
 def _logging(level: str) -> None:
@@ -99,7 +104,7 @@ def migrate(
     """Create or upgrade the database schema (Alembic migrations)."""
     from cinerec.store import open_store
 
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    settings = _settings(database_url)
     open_store(settings.database_url).close()
     typer.echo(f"schema up to date on {settings.database_url}")
 
@@ -114,7 +119,7 @@ def import_movielens(
     from cinerec.ingest import import_movielens as run
     from cinerec.store import open_store
 
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    settings = _settings(database_url)
     try:
         report = run(open_store(settings.database_url), path, limit=limit)
     except (ValueError, FileNotFoundError) as exc:
@@ -137,7 +142,7 @@ def generate(
     from cinerec.ingest import generate as run
     from cinerec.store import open_store
 
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    settings = _settings(database_url)
     report = run(open_store(settings.database_url), movies, users, events, seed=seed)
     typer.echo(
         f"generated {report.movies} movies, {report.users} users, {report.events} events "
@@ -154,7 +159,7 @@ def recommend(
     """Print recommendations for one user straight from the store (no server needed)."""
     from cinerec.service import RecService
 
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    settings = _settings(database_url)
     svc = RecService(settings)
     svc.load()
     result = svc.recommend(user_id, k)
@@ -169,7 +174,7 @@ def recommend(
 def _loaded_service(database_url: str | None) -> RecService:
     from cinerec.service import RecService
 
-    settings = load_settings(**({"database_url": database_url} if database_url else {}))
+    settings = _settings(database_url)
     _logging(settings.log_level)
     svc = RecService(settings)
     svc.load(progress=True)

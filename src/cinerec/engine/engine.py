@@ -56,11 +56,13 @@ class Engine:
         self.personal: str | None = None
         #: bumped by reset(); lets long jobs notice the state they started from is gone
         self.generation = 0
+        self.prior_count = prior_count
+        self.genre_top_source = GenreTopRecommender(prior_count)
         for rec in (
             PopularRecommender(),
             TopRatedRecommender(prior_count),
             NewestRecommender(),
-            GenreTopRecommender(prior_count),
+            self.genre_top_source,
         ):
             self.register(rec)
         self._builtin = set(self.recommenders)
@@ -235,7 +237,7 @@ class Engine:
             ok = cat.servable.copy()
             if favs:
                 ok &= self.genre_mask(favs)
-            scores = cat.bayesian_rating(self.recommenders["top_rated"].prior_count)  # type: ignore[attr-defined]
+            scores = cat.bayesian_rating(self.prior_count)
             # Break rating ties (e.g. a catalogue with no ratings yet) by popularity.
             scores = scores + 1e-9 * np.log1p(cat.popularity())
             return cat.ids.externals(top_n(scores, ok, limit, positive_only=False))
@@ -252,7 +254,7 @@ class Engine:
             inter = gm @ g
             union = gm.sum(axis=1) + g.sum() - inter
             jacc = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            quality = self.recommenders["genre_top"].quality(cat)  # type: ignore[attr-defined]
+            quality = self.genre_top_source.quality(cat)
             scores = jacc.astype(np.float64) + 0.1 * quality
             ok = cat.servable.copy()
             ok[i] = False

@@ -207,12 +207,7 @@ class Model(ABC):
         x = self._prepare_training(interactions, item_features, user_features)
         self._fit(
             x,
-            self._checked_features(item_features, x.shape[1], "item_features")
-            if self.uses_item_features
-            else None,
-            self._checked_features(user_features, x.shape[0], "user_features")
-            if self.uses_user_features
-            else None,
+            *self._used_features(x, item_features, user_features),
         )
         self._n_users, self._n_items = x.shape
         self.is_fitted = True
@@ -245,12 +240,7 @@ class Model(ABC):
             )
         self._partial_fit(
             x,
-            self._checked_features(item_features, x.shape[1], "item_features")
-            if self.uses_item_features
-            else None,
-            self._checked_features(user_features, x.shape[0], "user_features")
-            if self.uses_user_features
-            else None,
+            *self._used_features(x, item_features, user_features),
         )
         self._n_users, self._n_items = x.shape
         self.created_at = time.time()
@@ -263,6 +253,19 @@ class Model(ABC):
         if not self.trains_on_negatives:
             x = positive_part(x)
         return x
+
+    def _used_features(
+        self, x: sp.csr_matrix, item_features: Any, user_features: Any
+    ) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
+        """The feature matrices this model uses, checked against ``x``; None for the rest."""
+        return (
+            self._checked_features(item_features, x.shape[1], "item_features")
+            if self.uses_item_features
+            else None,
+            self._checked_features(user_features, x.shape[0], "user_features")
+            if self.uses_user_features
+            else None,
+        )
 
     @staticmethod
     def _checked_features(f: sp.csr_matrix | None, n_rows: int, name: str) -> sp.csr_matrix | None:
