@@ -237,6 +237,76 @@ def evaluate(
     evaluate_cli(dataset, [m.strip() for m in models.split(",") if m.strip()], splitter, k, out)
 
 
+@app.command()
+def simulate(
+    dataset: Annotated[Path, typer.Argument(help="MovieLens folder (100K, 1M, latest)")],
+    url: Annotated[
+        str | None, typer.Option(help="service base URL (contract A); default: in process")
+    ] = None,
+    collector_url: Annotated[str | None, typer.Option(help="where /interact goes")] = None,
+    users: Annotated[int, typer.Option(help="simulated users drawn from the data set")] = 1000,
+    requests: Annotated[int, typer.Option(help="/recs requests per user")] = 8,
+    concurrency: Annotated[int, typer.Option(help="users active at once")] = 50,
+    time_scale: Annotated[float, typer.Option(help="multiplies every pause")] = 1.0,
+    references: Annotated[
+        str, typer.Option(help="comma-separated reference policies, or 'none'")
+    ] = "random,most_popular,course_baseline,cooccurrence",
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="report path without suffix")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="store of the in-process service (default: temp SQLite)")
+    ] = None,
+) -> None:
+    """Replay a rating data set as live users against the service and reference policies."""
+    import time
+
+    from cinerec.simulation import (
+        REFERENCE_POLICIES,
+        Behaviour,
+        HttpTarget,
+        ServiceTarget,
+        compare,
+        in_process_service,
+        load_world,
+        table,
+    )
+    from cinerec.simulation import simulate as run_simulation
+
+    refs = [] if references == "none" else [r.strip() for r in references.split(",") if r]
+    unknown = [r for r in refs if r not in REFERENCE_POLICIES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown reference policies {unknown}; choose from {sorted(REFERENCE_POLICIES)}"
+        )
+    try:
+        world = load_world(dataset, n_users=users, seed=seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    b = Behaviour(requests=requests, concurrency=concurrency, time_scale=time_scale, seed=seed)
+    svc = None
+    target: HttpTarget | ServiceTarget
+    if url:
+        target = HttpTarget(url, collector_url)
+    else:
+        svc = in_process_service(database_url)
+        target = ServiceTarget(svc)
+    out = out or Path("data/simulation") / world.name
+    meta = {
+        "title": f"{world.name}: {len(world.users)} users, {world.n_items} movies, "
+        f"{concurrency} at once",
+        "dataset": str(dataset),
+        "target": url or "in process",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    results, _ = run_simulation(world, target, refs, b, out, meta)
+    if svc is not None:
+        svc.close()
+    summaries = [r.summary() for r in results]
+    typer.echo(table(summaries))
+    typer.echo(f"nDCG@10 of the service / reference: {compare(summaries)}")
+    typer.echo(f"report: {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+
+
 def main() -> None:
     app()
 

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     incremental_interval_s: float = Field(default=300.0, gt=0)
     full_interval_s: float = Field(default=6 * 3600.0, gt=0)
     min_events_to_train: int = Field(default=20, ge=1)
+    retrain_growth: float = Field(
+        default=0.3, gt=0, description="full refit once events grew by this share since the last"
+    )
+    min_retrain_interval_s: float = Field(default=10.0, ge=0)
+    training_half_life_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="time decay of training weights (0 = off): a signal this many days older "
+        "than the newest event in the data trains with half its weight",
+    )
 
     @property
     def is_sqlite(self) -> bool:

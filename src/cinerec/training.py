@@ -9,16 +9,24 @@ users, scored on those hold-outs (nDCG@10, HR@10), and serves only if it is not 
 the serving model of the same kind on the same slice beyond ``promotion_tolerance``. The
 held-out interactions are missed by the fit only, not by serving: fold-in scoring always
 uses the user's current row.
+
+Columns: the training matrix has one column per movie with at least one interaction (not per
+catalogue movie), so the dense-model limit counts movies people actually reached. A model's
+columns are named by the external ids saved beside it; an incremental run and the comparison
+with the serving model reorder the matrix to that model's columns first (new movies
+appended), so a column keeps meaning the same movie for the model's whole life.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,7 @@ from cinerec.engine.recommenders import Recommender
 from cinerec.engine.state import Catalog, UserState
 from cinerec.evaluation.metrics import ndcg_at_k
 from cinerec.models import Model, load_model, make_model
-from cinerec.models.features import item_features, user_genre_features
+from cinerec.models.features import cold_item_features, item_features, user_genre_features
 from cinerec.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,40 +52,178 @@ HOLDOUT_USERS = 2000
 
 @dataclass(slots=True)
 class TrainingData:
-    interactions: sp.csr_matrix  # (n_users, n_items) in engine dense ids
+    """One training snapshot. Rows are the engine's users (dense order); columns are the movies
+    with at least one interaction, named by ``item_ids`` (genres and years aligned)."""
+
+    interactions: sp.csr_matrix  # (n_users, n_items)
     item_genres: list[tuple[str, ...]]
     years: list[int | None]
     n_events: int
     item_ids: list[str]
     user_ids: list[str]
     generation: int
+    #: newest event time in the data (decay reference); None when decay is off
+    t_ref: float | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.interactions.shape
 
 
-def build_training_data(engine: Engine) -> TrainingData:
-    """Snapshot of every user's current signal per movie (latest event wins)."""
+def decay_factors(ts: np.ndarray, t_ref: float, half_life_days: float) -> np.ndarray:
+    """``0.5 ** ((t_ref - ts) / half_life)``; unknown times (NaN) and future ones count fully.
+
+    >>> decay_factors(np.array([0.0, 86400.0, np.nan]), 86400.0, 1.0).tolist()
+    [0.5, 1.0, 1.0]
+    """
+    age_days = np.nan_to_num((t_ref - ts) / 86400.0, nan=0.0)
+    return np.power(0.5, np.maximum(age_days, 0.0) / half_life_days)
+
+
+def build_training_data(engine: Engine, half_life_days: float = 0.0) -> TrainingData:
+    """Snapshot of every user's current signal per movie (latest event wins).
+
+    Only movies with at least one interaction get a column. With ``half_life_days > 0`` each
+    weight is multiplied by ``0.5 ** ((t_ref - t) / half_life)``, ``t`` the time of the event
+    behind it and ``t_ref`` the newest such time in the data (not the wall clock, so a replayed
+    historical log decays the same way as a live one).
+    """
+    decay = half_life_days > 0
     with engine.lock:
         cat = engine.catalog
-        n_users, n_items = len(engine.user_ids), cat.n
+        n_users = len(engine.user_ids)
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
+        times: list[float] = []
         for uidx, u in engine.users.items():
-            for i, w in u.interactions.items():
-                rows.append(uidx)
-                cols.append(i)
-                vals.append(w)
-        genres = [tuple(cat.genres.external(g) for g in gs) for gs in cat.movie_genres]
-        years = list(cat.years)
+            inter = u.interactions
+            if not inter:
+                continue
+            rows.extend([uidx] * len(inter))
+            cols.extend(inter.keys())
+            vals.extend(inter.values())
+            if decay:
+                ts = u.interaction_ts
+                times.extend([ts.get(i, math.nan) for i in inter])
+        items, col_idx = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
+        genres = [tuple(cat.genres.external(g) for g in cat.movie_genres[i]) for i in items]
+        years = [cat.years[i] for i in items]
         n_events = engine.n_events
-        item_ids = cat.ids.externals(range(n_items))
+        item_ids = cat.ids.externals(items.tolist())
         user_ids = engine.user_ids.externals(range(n_users))
-    x = sp.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
+        generation = engine.generation
+    v = np.asarray(vals, dtype=np.float64)
+    t_ref = None
+    if decay and len(times):
+        t = np.asarray(times, dtype=np.float64)
+        if np.isfinite(t).any():
+            t_ref = float(np.nanmax(t))
+            v = v * decay_factors(t, t_ref, half_life_days)
+    x = sp.csr_matrix(
+        (v.astype(np.float32), (np.asarray(rows, dtype=np.int64), col_idx.ravel())),
+        shape=(n_users, len(items)),
+    )
     x.sum_duplicates()
-    return TrainingData(x, genres, years, n_events, item_ids, user_ids, engine.generation)
+    return TrainingData(x, genres, years, n_events, item_ids, user_ids, generation, t_ref)
+
+
+def _positions(ids: list[str], first: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """New position of each of ``ids`` when ``first`` comes first (in its order) and the rest of
+    ``ids`` follow in theirs; and the resulting id list."""
+    pos = {x: j for j, x in enumerate(first)}
+    order = list(first)
+    new = np.empty(len(ids), dtype=np.int64)
+    for j, x in enumerate(ids):
+        p = pos.get(x)
+        if p is None:
+            p = len(order)
+            order.append(x)
+        new[j] = p
+    return new, order
+
+
+@dataclass(slots=True)
+class Holdout:
+    """The training matrix with held-out cells removed, and per held-out user the item."""
+
+    train: sp.csr_matrix
+    users: np.ndarray
+    items: np.ndarray
+
+
+def align_to(
+    data: TrainingData,
+    holdout: Holdout,
+    item_ids: Sequence[str],
+    user_ids: Sequence[str],
+    engine: Engine,
+) -> tuple[TrainingData, Holdout]:
+    """``data`` and ``holdout`` with a model's items and users first, in the model's order.
+
+    Movies (users) the model knows but the snapshot lacks get empty columns (rows), so the
+    model's column ``j`` is column ``j`` here; everything else is appended in snapshot order.
+    """
+    if (
+        list(item_ids) == data.item_ids[: len(item_ids)]
+        and list(user_ids) == data.user_ids[: len(user_ids)]
+    ):
+        return data, holdout
+    col_new, new_items = _positions(data.item_ids, item_ids)
+    row_new, new_users = _positions(data.user_ids, user_ids)
+    shape = (len(new_users), len(new_items))
+
+    def remap(m: sp.csr_matrix) -> sp.csr_matrix:
+        c = m.tocoo()
+        out = sp.csr_matrix((c.data, (row_new[c.row], col_new[c.col])), shape=shape)
+        out.sort_indices()
+        return out
+
+    known = dict(zip(data.item_ids, zip(data.item_genres, data.years, strict=True), strict=True))
+    genres: list[tuple[str, ...]] = []
+    years: list[int | None] = []
+    with engine.lock:
+        cat = engine.catalog
+        for mid in new_items:
+            if mid in known:
+                g, y = known[mid]
+            else:  # a movie of the model without interactions now
+                idx = cat.ids.get(mid)
+                g = tuple(cat.genre_names(idx)) if idx is not None else ()
+                y = cat.years[idx] if idx is not None else None
+            genres.append(g)
+            years.append(y)
+    aligned = replace(
+        data,
+        interactions=remap(data.interactions),
+        item_genres=genres,
+        years=years,
+        item_ids=new_items,
+        user_ids=new_users,
+    )
+    return aligned, Holdout(remap(holdout.train), row_new[holdout.users], col_new[holdout.items])
+
+
+def keep_top_items(data: TrainingData, holdout: Holdout, n: int) -> tuple[TrainingData, Holdout]:
+    """``data`` and ``holdout`` cut to the ``n`` movies with the most positive signals.
+
+    Dense item-item models (EASE: memory and fit time grow with items squared) train on this
+    head of the catalogue; the other movies reach users through the other sources. A held-out
+    movie outside the head stays a miss in the hold-out metrics (index -1)."""
+    if data.shape[1] <= n:
+        return data, holdout
+    positives = np.asarray((data.interactions > 0).sum(axis=0)).ravel()
+    keep = np.sort(np.argsort(-positives, kind="stable")[:n])
+    new_col = np.full(data.shape[1], -1, dtype=np.int64)
+    new_col[keep] = np.arange(len(keep))
+    cut = replace(
+        data,
+        interactions=data.interactions[:, keep].tocsr(),
+        item_genres=[data.item_genres[i] for i in keep],
+        years=[data.years[i] for i in keep],
+        item_ids=[data.item_ids[i] for i in keep],
+    )
+    return cut, Holdout(holdout.train[:, keep].tocsr(), holdout.users, new_col[holdout.items])
 
 
 def holdout_split(
@@ -142,6 +288,7 @@ def model_features(data: TrainingData, model: Model, x: sp.csr_matrix) -> dict[s
         itf, names = item_features(data.item_genres, data.years)
         if model.uses_item_features:
             out["item_features"] = itf
+            out["item_feature_names"] = names
         if model.uses_user_features:
             vocab = [n for n in names if not n.startswith("decade:")]
             out["user_features"] = user_genre_features(x, data.item_genres, vocab)
@@ -156,19 +303,35 @@ class ModelRecommender(Recommender):
     The model speaks its own dense ids (those of the process that trained it); ``item_ids`` /
     ``user_ids`` (external, saved beside the artifact) map them onto this engine's ids, so a
     model trained by a separate worker serves correctly here.
+
+    Catalogue movies the model does not know (added after training, or without interactions
+    then) get -inf, except from models that score unknown items from their features
+    (:meth:`cinerec.models.Model.score_cold_items`, LightFM): their genre and decade rows are
+    built once per catalogue change with the vocabulary saved with the model.
     """
 
     positive_only = False
 
-    def __init__(self, model: Model, record: ModelRecord, item_ids: list[str],
-                 user_ids: list[str], catalog: Catalog) -> None:
+    def __init__(
+        self,
+        model: Model,
+        record: ModelRecord,
+        item_ids: list[str],
+        user_ids: list[str],
+        catalog: Catalog,
+    ) -> None:
         self.model = model
         self.record = record
         self.name = record.kind
+        self.item_ids = item_ids
+        self.user_ids = user_ids
         self.user_index = {u: i for i, u in enumerate(user_ids)}
+        self._cold_key: tuple[int, int, int] | None = None
+        self._cold: tuple[np.ndarray, sp.csr_matrix] | None = None
         # model item -> catalogue idx (allocating inactive entries for ids not seen here)
-        self.to_catalog = np.fromiter((catalog.index(m) for m in item_ids), dtype=np.int64,
-                                      count=len(item_ids))
+        self.to_catalog = np.fromiter(
+            (catalog.index(m) for m in item_ids), dtype=np.int64, count=len(item_ids)
+        )
         self.from_catalog = np.full(catalog.n, -1, dtype=np.int64)
         self.from_catalog[self.to_catalog] = np.arange(len(item_ids))
 
@@ -191,7 +354,35 @@ class ModelRecommender(Recommender):
         s = self.model.score_user(row, None, uid)
         out = np.full(catalog.n, -np.inf, dtype=np.float64)
         out[self.to_catalog] = s[: len(self.to_catalog)]
+        cold = self._cold_items(catalog)
+        if cold is not None:
+            ids = None if uid is None else np.asarray([uid], dtype=np.int64)
+            cs = self.model.score_cold_items(row, cold[1], None, ids)
+            if cs is not None:
+                out[cold[0]] = cs[0]
         return out
+
+    def _cold_items(self, catalog: Catalog) -> tuple[np.ndarray, sp.csr_matrix] | None:
+        """Active catalogue movies unknown to the model and their side-feature rows (cached
+        until the catalogue changes); None when the model has no named item features."""
+        names = self.model.item_feature_names
+        if not names:
+            return None
+        key = (id(catalog), catalog.version, catalog.n)
+        if key != self._cold_key:
+            known = np.zeros(catalog.n, dtype=bool)
+            known[self.to_catalog[self.to_catalog < catalog.n]] = True
+            idx = np.flatnonzero(catalog.active[: catalog.n] & ~known)
+            self._cold = None
+            if len(idx):
+                feats = cold_item_features(
+                    [catalog.genre_names(int(i)) for i in idx],
+                    [catalog.years[int(i)] for i in idx],
+                    names,
+                )
+                self._cold = (idx, feats)
+            self._cold_key = key
+        return self._cold
 
 
 def save_ids(path: Path, item_ids: list[str], user_ids: list[str]) -> None:
@@ -259,8 +450,9 @@ class Trainer:
                 continue
             items, users = load_ids(ids_path(rec.path))
             with self.engine.lock:
-                model_rec = ModelRecommender(load_model(rec.path), rec, items, users,
-                                             self.engine.catalog)
+                model_rec = ModelRecommender(
+                    load_model(rec.path), rec, items, users, self.engine.catalog
+                )
             self._activate(model_rec)
             log.info("serving model %s (%s)", rec.version, rec.kind)
 
@@ -276,10 +468,7 @@ class Trainer:
 
     # -- training --------------------------------------------------------------------------
     def kinds(self, data: TrainingData) -> list[str]:
-        kinds = list(dict.fromkeys(self.settings.models))
-        if data.shape[1] > self.settings.dense_model_max_items:
-            kinds = [k for k in kinds if k not in DENSE_ITEM_MODELS]
-        return kinds
+        return list(dict.fromkeys(self.settings.models))
 
     def train(self, mode: str = "full") -> TrainReport:
         if mode not in ("full", "incremental"):
@@ -287,37 +476,57 @@ class Trainer:
         with self._lock:
             t0 = time.perf_counter()
             report = TrainReport(mode)
-            data = build_training_data(self.engine)
+            data = build_training_data(self.engine, self.settings.training_half_life_days)
             need = self.settings.min_events_to_train
             if data.interactions.nnz < need:
                 report.skipped = f"only {data.interactions.nnz} interactions; need {need}"
                 return report
             if mode == "incremental" and not self.serving():
                 mode = report.mode = "full"  # nothing to update yet
-            train, users, items = holdout_split(data.interactions, HOLDOUT_USERS)
+            holdout = Holdout(*holdout_split(data.interactions, HOLDOUT_USERS))
             serving = self.serving()
             targets = self.kinds(data) if mode == "full" else list(serving)
             for kind in targets:
                 old = serving.get(kind)
-                if mode == "incremental" and old is not None:
+                # the serving model's view: its items and users first, in its column order
+                old_data, old_hold = (
+                    align_to(data, holdout, old.item_ids, old.user_ids, self.engine)
+                    if old is not None
+                    else (data, holdout)
+                )
+                if kind in DENSE_ITEM_MODELS:
+                    # refit from scratch on the most-liked movies (their partial_fit is a
+                    # refit anyway, and the head of the catalogue moves as likes arrive)
+                    model = make_model(kind)
+                    run_data, hold = keep_top_items(
+                        data, holdout, self.settings.dense_model_max_items
+                    )
+                elif mode == "incremental" and old is not None:
                     model = old.model
                     # partial_fit mutates; keep serving the old object until the swap
                     model = load_model(self._save_tmp(model))
+                    run_data, hold = old_data, old_hold
                 else:
                     model = make_model(kind)
-                feats = model_features(data, model, train)
+                    run_data, hold = data, holdout
+                feats = model_features(run_data, model, hold.train)
                 fit_t0 = time.perf_counter()
-                if mode == "incremental":
-                    model.partial_fit(train, feats.get("item_features"), feats.get("user_features"))
-                else:
-                    model.fit(train, feats.get("item_features"), feats.get("user_features"))
+                fit = model.partial_fit if mode == "incremental" else model.fit
+                fit(
+                    hold.train,
+                    feats.get("item_features"),
+                    feats.get("user_features"),
+                    item_feature_names=feats.get("item_feature_names"),
+                )
                 fit_s = time.perf_counter() - fit_t0
-                metrics = holdout_metrics(model, train, users, items, feats)
+                metrics = holdout_metrics(model, hold.train, hold.users, hold.items, feats)
                 model.metrics = metrics
                 status = "serving"
                 if old is not None:
-                    old_feats = model_features(data, old.model, train)
-                    old_metrics = holdout_metrics(old.model, train, users, items, old_feats)
+                    old_feats = model_features(old_data, old.model, old_hold.train)
+                    old_metrics = holdout_metrics(
+                        old.model, old_hold.train, old_hold.users, old_hold.items, old_feats
+                    )
                     if (
                         metrics.get("ndcg@10", 0)
                         < old_metrics.get("ndcg@10", 0) - self.settings.promotion_tolerance
@@ -327,15 +536,22 @@ class Trainer:
                 if self.engine.generation != data.generation:
                     report.skipped = "state was reset (/cleanup) during training"
                     return report
-                record = self._register(model, kind, mode, data, fit_s, status, metrics)
+                record = self._register(model, kind, mode, run_data, fit_s, status, metrics)
                 report.trained.append(record)
                 if status == "serving":
                     with self.engine.lock:
                         if self.engine.generation != data.generation:
                             report.skipped = "state was reset (/cleanup) during training"
                             return report
-                        self._activate(ModelRecommender(model, record, data.item_ids,
-                                                        data.user_ids, self.engine.catalog))
+                        self._activate(
+                            ModelRecommender(
+                                model,
+                                record,
+                                run_data.item_ids,
+                                run_data.user_ids,
+                                self.engine.catalog,
+                            )
+                        )
             self.last_trained_events = data.n_events
             self.last_run = time.time()
             if mode == "full":
@@ -389,6 +605,11 @@ class Trainer:
         if new_events < self.settings.min_events_to_train:
             return None
         if not self.serving() or now - self.last_full >= self.settings.full_interval_s:
+            return "full"
+        # A young data set changes fast (a fresh catalogue after /cleanup, a launch): refit
+        # whenever the events have grown by ``retrain_growth`` since the last fit.
+        grown = new_events >= self.settings.retrain_growth * max(self.last_trained_events, 1)
+        if grown and now - self.last_run >= self.settings.min_retrain_interval_s:
             return "full"
         if now - self.last_run >= self.settings.incremental_interval_s:
             return "incremental"

@@ -90,7 +90,10 @@ def test_training_data_uses_event_weights_and_holdout_removes_one_positive(
     svc = make_service(store, tmp_path, ["als"])
     data = build_training_data(svc.engine)
     x = data.interactions
-    assert x.shape == (200, 300)
+    touched = {i for u in svc.engine.users.values() for i in u.interactions}
+    assert x.shape == (200, len(touched))  # one column per movie with an interaction
+    cat = svc.engine.catalog
+    assert sorted(cat.ids.get(m) for m in data.item_ids) == sorted(touched)
     assert (x.data < 0).any() and (x.data > 0).any()  # dislikes are negatives
     train, users, items = holdout_split(x, 50, seed=1)
     assert len(users) == 50

@@ -18,6 +18,7 @@ from cinerec.engine.ids import IdMap
 from cinerec.engine.policy import BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.recommenders import (
     GenreTopRecommender,
+    LikeRateRecommender,
     NewestRecommender,
     PopularRecommender,
     Recommender,
@@ -60,6 +61,7 @@ class Engine:
         self.genre_top_source = GenreTopRecommender(prior_count)
         for rec in (
             PopularRecommender(),
+            LikeRateRecommender(),
             TopRatedRecommender(prior_count),
             NewestRecommender(),
             self.genre_top_source,
@@ -130,6 +132,7 @@ class Engine:
                     continue
                 if weight is not None:
                     u.interactions[i] = weight
+                    u.interaction_ts[i] = e.ts
                 if weight is not None and weight > 0:
                     if i in u.disliked:
                         u.disliked.discard(i)
@@ -168,12 +171,19 @@ class Engine:
         take the largest share; see :meth:`register`)."""
         r = self.recommenders
         has_genre_signal = u is not None and bool(u.favorite_genres or u.recent_likes)
+        # Shares tuned with the closed-loop simulator (docs/simulation.md). "like_rate" (likes
+        # per impression) beats raw popularity there; cold movies reach warm users through
+        # exploration (least-shown first, ranked by this blend), so "newest" serves only
+        # users the service knows little about.
         if self.personal and u is not None and u.interactions:
-            mix = [(self.personal, 0.7), ("genre_top", 0.1), ("popular", 0.1), ("newest", 0.1)]
+            mix = [(self.personal, 0.6), ("like_rate", 0.2), ("top_rated", 0.1), ("popular", 0.1)]
         elif has_genre_signal:
-            mix = [("genre_top", 0.5), ("popular", 0.2), ("top_rated", 0.2), ("newest", 0.1)]
+            mix = [
+                ("genre_top", 0.3), ("like_rate", 0.3), ("top_rated", 0.15), ("popular", 0.15),
+                ("newest", 0.1),
+            ]  # fmt: skip
         else:
-            mix = [("popular", 0.4), ("top_rated", 0.4), ("newest", 0.2)]
+            mix = [("like_rate", 0.4), ("top_rated", 0.25), ("popular", 0.25), ("newest", 0.1)]
         return [BlendPart(r[name], w) for name, w in mix if name in r]
 
     def genre_mask(self, genres: Sequence[str]) -> np.ndarray:

@@ -22,6 +22,9 @@ from cinerec.engine.state import Catalog, UserState
 
 EXPLORE = "explore"
 RESHOW = "reshow"
+#: exploration draws ``want * EXPLORE_SAMPLE`` random movies, keeps the ``want * EXPLORE_TIER``
+#: least shown of them, and picks the best of those for the user
+EXPLORE_SAMPLE, EXPLORE_TIER = 64, 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +72,23 @@ def top_n(scores: np.ndarray, ok: np.ndarray, n: int, positive_only: bool) -> np
 
 
 class ServingPolicy:
-    def __init__(self, exploration_share: float = 0.2, seed: int | None = None) -> None:
+    def __init__(
+        self, exploration_share: float = 0.2, seed: int | None = None, saturation: float = 0.9
+    ) -> None:
         self.exploration_share = exploration_share
+        self.saturation = saturation
         self.rng = np.random.default_rng(seed)
+
+    def exploration_slots(self, catalog: Catalog, k: int) -> int:
+        """``exploration_share`` of the list while much of the catalogue has never been
+        shown; a single slot (for what is new) once ``saturation`` of it has an audience."""
+        full = round(k * self.exploration_share)
+        servable = catalog.servable
+        n = int(servable.sum())
+        if full <= 1 or n == 0:
+            return full
+        covered = int(np.count_nonzero(catalog.shown_cnt[: catalog.n][servable])) / n
+        return 1 if covered >= self.saturation else full
 
     def allowed(
         self,
@@ -103,7 +120,7 @@ class ServingPolicy:
     ) -> list[Pick]:
         exclude = list(exclude)
         ok = self.allowed(user, catalog, exclude, only)
-        n_explore = round(k * self.exploration_share) if explore else 0
+        n_explore = self.exploration_slots(catalog, k) if explore else 0
         n_main = k - n_explore
 
         # Each source's ranked candidates; abstaining sources drop out of the mix.
@@ -120,6 +137,21 @@ class ServingPolicy:
 
         picks: list[Pick] = []
         taken: set[int] = set()
+        self._interleave(picks, taken, ranked, weights, n_main)
+        self._explore(picks, taken, ok, catalog, k - len(picks), ranked, weights)
+        if len(picks) < k and user is not None:
+            self._reshow(picks, taken, user, catalog, exclude, only, k - len(picks))
+        return picks[:k]
+
+    @staticmethod
+    def _interleave(
+        picks: list[Pick],
+        taken: set[int],
+        ranked: Sequence[tuple[str, np.ndarray, np.ndarray]],
+        weights: Sequence[float],
+        n_main: int,
+    ) -> None:
+        """Slots by quota: sources take turns in proportion to their weights."""
         cursors = [0] * len(ranked)
 
         def take_from(j: int, want: int) -> int:
@@ -148,14 +180,23 @@ class ServingPolicy:
                 break
             take_from(j, n_main - len(picks))
 
-        self._explore(picks, taken, ok, catalog, k - len(picks))
-        if len(picks) < k and user is not None:
-            self._reshow(picks, taken, user, catalog, exclude, only, k - len(picks))
-        return picks[:k]
-
     def _explore(
-        self, picks: list[Pick], taken: set[int], ok: np.ndarray, catalog: Catalog, want: int
+        self,
+        picks: list[Pick],
+        taken: set[int],
+        ok: np.ndarray,
+        catalog: Catalog,
+        want: int,
+        ranked: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+        weights: Sequence[float] = (),
     ) -> None:
+        """Fill ``want`` slots from the least-shown movies of the whole catalogue.
+
+        A random sample of allowed movies is cut to its least-shown ones (ties broken at
+        random), and those are ordered by the blend's own scores for this user: exposure is
+        spread over the catalogue, and each exploration slot goes to the movie of that tier
+        this user is most likely to enjoy.
+        """
         if want <= 0:
             return
         pool = np.flatnonzero(ok)
@@ -163,10 +204,17 @@ class ServingPolicy:
             pool = pool[~np.isin(pool, np.fromiter(taken, dtype=np.int64, count=len(taken)))]
         if len(pool) == 0:
             return
-        # Least-shown first among a random sample: spreads exposure over the catalogue.
-        sample = self.rng.choice(pool, size=min(len(pool), want * 8), replace=False)
+        sample = self.rng.choice(pool, size=min(len(pool), want * EXPLORE_SAMPLE), replace=False)
         shown = catalog.shown_cnt[sample] + self.rng.random(len(sample))
-        for i in sample[np.argsort(shown, kind="stable")][:want]:
+        tier = sample[np.argsort(shown, kind="stable")[: want * EXPLORE_TIER]]
+        taste = np.zeros(len(tier))
+        for (_, _, sc), w in zip(ranked, weights, strict=True):
+            v = sc[tier]
+            v = np.where(np.isfinite(v), v, np.nan)
+            lo, hi = np.nanmin(v, initial=np.inf), np.nanmax(v, initial=-np.inf)
+            if np.isfinite(lo) and hi > lo:
+                taste += w * np.nan_to_num((v - lo) / (hi - lo), nan=0.0)
+        for i in tier[np.argsort(-taste, kind="stable")][:want]:
             taken.add(int(i))
             picks.append(Pick(int(i), EXPLORE, 0.0))
 

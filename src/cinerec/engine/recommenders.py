@@ -60,6 +60,30 @@ class TopRatedRecommender(Recommender):
         return catalog.bayesian_rating(self.prior_count)
 
 
+class LikeRateRecommender(Recommender):
+    """Share of a movie's audience that liked it: positive signals per impression, smoothed
+    towards the catalogue's mean rate (a Beta prior of ``prior_count`` impressions).
+
+    Unlike raw popularity it does not reward a movie for having been shown a lot (the
+    feedback loop of popularity ranking), and a movie liked by 3 of its 5 viewers ranks
+    above one liked by 30 of its 500.
+    """
+
+    name = "like_rate"
+
+    def __init__(self, prior_count: float = 10.0) -> None:
+        self.prior_count = prior_count
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        pos = catalog.positive_cnt[: catalog.n]
+        if not pos.any():
+            return None
+        # A movie liked without being shown here (found elsewhere) has seen at least those.
+        seen = np.maximum(catalog.shown_cnt[: catalog.n], pos)
+        mean = pos.sum() / max(seen.sum(), 1.0)
+        return (pos + self.prior_count * mean) / (seen + self.prior_count)
+
+
 def genre_profile(user: UserState | None, catalog: Catalog) -> np.ndarray | None:
     """The user's genre weights (sum 1): favourite genres if set, else genres of their likes."""
     if user is None:
@@ -127,6 +151,7 @@ class NewestRecommender(Recommender):
 
 NON_PERSONAL: tuple[type[Recommender], ...] = (
     PopularRecommender,
+    LikeRateRecommender,
     TopRatedRecommender,
     NewestRecommender,
     GenreTopRecommender,

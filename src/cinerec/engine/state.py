@@ -35,6 +35,9 @@ class UserState:
     favorite_genres: list[str] = field(default_factory=list)
     #: movie idx -> latest signal weight (negative = dislike); the model's input row
     interactions: dict[int, float] = field(default_factory=dict)
+    #: movie idx -> time (Unix s) of the event behind ``interactions[idx]``; same keys. Used
+    #: only by training's optional time decay (``training_half_life_days``).
+    interaction_ts: dict[int, float] = field(default_factory=dict)
     #: newest last; drives genre profiles and item-to-item neighbours
     recent_likes: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_LIKES))
     disliked: set[int] = field(default_factory=set)
@@ -58,6 +61,7 @@ class Catalog:
     rating_sum: np.ndarray
     rating_cnt: np.ndarray
     shown_cnt: np.ndarray
+    positive_cnt: np.ndarray
     genre_mat: np.ndarray  # (capacity, genre capacity) 0/1
 
     def __init__(self, half_life_days: float = 30.0) -> None:
@@ -65,6 +69,9 @@ class Catalog:
         self.genres = IdMap()
         self.half_life_s = half_life_days * 86400.0
         self.n = 0
+        #: bumped whenever a movie is added or its metadata (genres, year, active) changes;
+        #: lets serving sources cache per-movie derived data (e.g. cold-item features)
+        self.version = 0
         self._cap = 0
         self.titles: list[str] = []
         self.years: list[int | None] = []
@@ -80,6 +87,7 @@ class Catalog:
         "rating_sum": np.float64,
         "rating_cnt": np.float64,
         "shown_cnt": np.float64,
+        "positive_cnt": np.float64,  # positive signals (likes, good ratings, views, bookmarks)
     }
 
     def _alloc(self, cap: int, gcap: int) -> None:
@@ -114,6 +122,7 @@ class Catalog:
             self.titles.append("")
             self.years.append(None)
             self.movie_genres.append(())
+            self.version += 1
         return idx
 
     def upsert(self, m: Movie) -> int:
@@ -129,6 +138,7 @@ class Catalog:
         self.active[idx] = True
         self.hidden[idx] = m.hidden
         self.created[idx] = m.created_at
+        self.version += 1
         if m.rating_count and m.rating_avg is not None and self.rating_cnt[idx] == 0:
             # Catalogue-supplied rating (e.g. IMDb) until our own ratings arrive.
             self.rating_sum[idx] = m.rating_avg * m.rating_count
@@ -166,6 +176,7 @@ class Catalog:
     def add_popularity(self, idx: int, weight: float, ts: float) -> None:
         exponent = (ts - _T0) / self.half_life_s
         self.pop[idx] += weight * math.pow(2.0, min(exponent, 1000.0))
+        self.positive_cnt[idx] += 1.0
 
     def add_rating(self, idx: int, stars: float) -> None:
         self.rating_sum[idx] += stars

@@ -14,7 +14,10 @@ Conventions
   see them when scoring. Disliked items still count as *seen* for ``filter_seen``.
 * Scores are float32, higher is better. Items appended after ``fit`` (a wider matrix at scoring
   time) get :meth:`Model._cold_item_scores`, by default the lowest known score, so they never
-  crash scoring and never outrank items the model knows something about.
+  crash scoring and never outrank items the model knows something about. Models that learned
+  side-feature embeddings (LightFM) can do better through :meth:`Model.score_cold_items`, which
+  scores unknown items from their feature rows in the columns named by
+  :attr:`Model.item_feature_names`.
 * Model files are a single ``.npz``: arrays plus a JSON metadata blob stored as a ``uint8``
   array under the key ``__meta__``. They are read with ``np.load(..., allow_pickle=False)``,
   so loading a model file can never execute code.
@@ -26,6 +29,7 @@ import importlib.metadata
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -136,7 +140,8 @@ class Model(ABC):
     * ``_score_users(rows, user_features, user_ids)``: dense ``(n_rows, n_items_fitted)`` scores;
     * ``_item_similarities(item)``: ``(n_items_fitted,)`` similarity of one item to all;
     * ``_get_arrays()`` / ``_set_arrays(arrays)``: the learned state as plain NumPy arrays;
-    * optionally ``_partial_fit`` (default: full refit) and ``_cold_item_scores``.
+    * optionally ``_partial_fit`` (default: full refit), ``_cold_item_scores`` and
+      ``_score_cold_items`` (scores of unknown items from side features; default: cannot).
     """
 
     #: Name stored in model files and used by :func:`cinerec.models.load_model`.
@@ -161,6 +166,10 @@ class Model(ABC):
         self.created_at: float | None = None
         #: Free-form evaluation results stored alongside the model (``{"ndcg@10": 0.48}``).
         self.metrics: dict[str, float] = {}
+        #: Names of the *side* columns of the ``item_features`` given to ``fit``: the last
+        #: ``len(item_feature_names)`` columns (identity columns, if any, come first). Saved
+        #: with the model so features of unknown items can be built in the same columns.
+        self.item_feature_names: list[str] = []
 
     # -- introspection --------------------------------------------------------------------
     @property
@@ -193,6 +202,8 @@ class Model(ABC):
         interactions: sp.csr_matrix,
         item_features: sp.csr_matrix | None = None,
         user_features: sp.csr_matrix | None = None,
+        *,
+        item_feature_names: Sequence[str] | None = None,
     ) -> Self:
         """Learn from scratch.
 
@@ -200,15 +211,16 @@ class Model(ABC):
             interactions: ``(n_users, n_items)`` weights; negative = dislike (see module doc).
             item_features: ``(n_items, n_item_features)``, used if ``uses_item_features``.
             user_features: ``(n_users, n_user_features)``, used if ``uses_user_features``.
+            item_feature_names: names of the side (non-identity) columns of ``item_features``,
+                which are its last columns; kept as :attr:`item_feature_names`.
 
         Returns:
             ``self``, fitted.
         """
         x = self._prepare_training(interactions, item_features, user_features)
-        self._fit(
-            x,
-            *self._used_features(x, item_features, user_features),
-        )
+        used_items, used_users = self._used_features(x, item_features, user_features)
+        self.item_feature_names = self._feature_names(used_items, item_feature_names, [])
+        self._fit(x, used_items, used_users)
         self._n_users, self._n_items = x.shape
         self.is_fitted = True
         self.created_at = time.time()
@@ -219,6 +231,8 @@ class Model(ABC):
         interactions: sp.csr_matrix,
         item_features: sp.csr_matrix | None = None,
         user_features: sp.csr_matrix | None = None,
+        *,
+        item_feature_names: Sequence[str] | None = None,
     ) -> Self:
         """Update with a possibly larger matrix (new users/items appended at the end).
 
@@ -231,17 +245,19 @@ class Model(ABC):
             ``self``.
         """
         if not self.is_fitted:
-            return self.fit(interactions, item_features, user_features)
+            return self.fit(
+                interactions, item_features, user_features, item_feature_names=item_feature_names
+            )
         x = self._prepare_training(interactions, item_features, user_features)
         if x.shape[0] < self._n_users or x.shape[1] < self._n_items:
             raise ValueError(
                 f"partial_fit needs at least the fitted shape {(self._n_users, self._n_items)}, "
                 f"got {x.shape}: ids are dense and append-only"
             )
-        self._partial_fit(
-            x,
-            *self._used_features(x, item_features, user_features),
-        )
+        used_items, used_users = self._used_features(x, item_features, user_features)
+        names = self._feature_names(used_items, item_feature_names, self.item_feature_names)
+        self._partial_fit(x, used_items, used_users)
+        self.item_feature_names = names
         self._n_users, self._n_items = x.shape
         self.created_at = time.time()
         return self
@@ -266,6 +282,21 @@ class Model(ABC):
             if self.uses_user_features
             else None,
         )
+
+    @staticmethod
+    def _feature_names(
+        item_features: sp.csr_matrix | None, names: Sequence[str] | None, current: list[str]
+    ) -> list[str]:
+        """Side-column names that go with the ``item_features`` the model uses."""
+        if item_features is None:
+            return current  # the model keeps (or has no) features of its own
+        if names is None:
+            return []
+        if len(names) > item_features.shape[1]:
+            raise ValueError(
+                f"{len(names)} item feature names for {item_features.shape[1]} feature columns"
+            )
+        return [str(n) for n in names]
 
     @staticmethod
     def _checked_features(f: sp.csr_matrix | None, n_rows: int, name: str) -> sp.csr_matrix | None:
@@ -316,8 +347,19 @@ class Model(ABC):
         self._check_fitted()
         x = check_interactions(user_items, "user_items")
         n_now = x.shape[1]
+        known, uf, user_ids = self._scoring_input(x, user_features, user_ids)
+        scores = np.asarray(self._score_users(known, uf, user_ids), dtype=np.float32)
+        if n_now > self._n_items:
+            pad = self._cold_item_scores(scores, n_now - self._n_items)
+            scores = np.hstack([scores, pad])
+        return scores
+
+    def _scoring_input(
+        self, x: sp.csr_matrix, user_features: sp.csr_matrix | None, user_ids: np.ndarray | None
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix | None, np.ndarray | None]:
+        """Rows cut/padded to exactly ``n_items`` columns, checked user features and ids."""
         # Columns beyond the fitted catalogue carry no information the model can use.
-        known = x[:, : self._n_items] if n_now > self._n_items else x
+        known = x[:, : self._n_items] if x.shape[1] > self._n_items else x
         if known.shape[1] < self._n_items:
             known = sp.csr_matrix(
                 (known.data, known.indices, known.indptr), shape=(known.shape[0], self._n_items)
@@ -331,11 +373,44 @@ class Model(ABC):
             user_ids = np.asarray(user_ids, dtype=np.int64)
             if user_ids.shape != (x.shape[0],):
                 raise ValueError("user_ids must have one entry per row of user_items")
-        scores = np.asarray(self._score_users(known, uf, user_ids), dtype=np.float32)
-        if n_now > self._n_items:
-            pad = self._cold_item_scores(scores, n_now - self._n_items)
-            scores = np.hstack([scores, pad])
-        return scores
+        return known, uf, user_ids
+
+    def score_cold_items(
+        self,
+        user_items: sp.csr_matrix,
+        item_side_features: sp.csr_matrix,
+        user_features: sp.csr_matrix | None = None,
+        user_ids: np.ndarray | None = None,
+    ) -> np.ndarray | None:
+        """Score items the model was not fitted on from their side features alone.
+
+        Args:
+            user_items: ``(n_rows, n_items_now)`` interactions, as for :meth:`score_users`.
+            item_side_features: ``(n_new, len(item_feature_names))`` feature rows of the
+                unknown items in the model's side columns
+                (:func:`cinerec.models.features.cold_item_features`).
+            user_features, user_ids: as for :meth:`score_users`.
+
+        Returns:
+            ``(n_rows, n_new)`` float32 scores on the scale of :meth:`score_users`, or None
+            when the model cannot score from features (it has no side-feature embeddings).
+        """
+        self._check_fitted()
+        if not self.item_feature_names:
+            return None
+        f = item_side_features
+        if not (isinstance(f, sp.csr_matrix) and f.dtype == np.float32):
+            # (a canonical matrix is passed through as is, so models may cache per object)
+            f = check_interactions(f, "item_side_features")
+        if f.shape[1] != len(self.item_feature_names):
+            raise ValueError(
+                f"item_side_features has {f.shape[1]} columns, the model "
+                f"{len(self.item_feature_names)} item feature names"
+            )
+        x = check_interactions(user_items, "user_items")
+        known, uf, ids = self._scoring_input(x, user_features, user_ids)
+        out = self._score_cold_items(known, uf, ids, f)
+        return None if out is None else np.asarray(out, dtype=np.float32)
 
     def recommend(
         self,
@@ -416,6 +491,7 @@ class Model(ABC):
             "n_items": self._n_items,
             "created_at": self.created_at,
             "metrics": self.metrics,
+            "item_feature_names": self.item_feature_names,
             "version": _package_version(),
         }
         out = _npz_path(path)
@@ -446,6 +522,7 @@ class Model(ABC):
         model._n_items = int(meta["n_items"])
         model.created_at = meta.get("created_at")
         model.metrics = dict(meta.get("metrics") or {})
+        model.item_feature_names = [str(n) for n in meta.get("item_feature_names") or []]
         model.is_fitted = True
         return model
 
@@ -488,6 +565,16 @@ class Model(ABC):
     @abstractmethod
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore the state written by :meth:`_get_arrays`."""
+
+    def _score_cold_items(
+        self,
+        user_items: sp.csr_matrix,
+        user_features: sp.csr_matrix | None,
+        user_ids: np.ndarray | None,
+        item_side_features: sp.csr_matrix,
+    ) -> np.ndarray | None:
+        """``(n_rows, n_new)`` scores of unknown items from side features; None: cannot."""
+        return None
 
     def _cold_item_scores(self, scores: np.ndarray, n_new: int) -> np.ndarray:
         """Scores for items appended after fit: ``(n_rows, n_new)``.

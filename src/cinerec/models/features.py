@@ -13,7 +13,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["decade_bucket", "genre_vocabulary", "item_features", "user_genre_features"]
+__all__ = [
+    "cold_item_features",
+    "decade_bucket",
+    "genre_vocabulary",
+    "item_features",
+    "user_genre_features",
+]
 
 
 def decade_bucket(year: int | None) -> str:
@@ -93,6 +99,30 @@ def item_features(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, offset + len(names))
     )
     return (_row_normalize(m) if normalize else m), names
+
+
+def cold_item_features(
+    genres: Sequence[Iterable[str]],
+    years: Sequence[int | None],
+    vocabulary: Sequence[str],
+    normalize: bool = True,
+) -> sp.csr_matrix:
+    """Side-feature rows of items a model was not fitted on, in a fitted model's columns.
+
+    The row an item would have had in :func:`item_features` (identity on, same
+    ``vocabulary``), with its identity column dropped: a model that learned one embedding per
+    feature can then represent the item from its genres and decade alone. With ``normalize``
+    the identity still counts in the L1 norm, so the weights match those of a fitted item
+    (whose identity embedding carries its individual part).
+
+    Returns:
+        float32 CSR ``(n_items, len(vocabulary))``.
+
+    >>> cold_item_features([["Horror"]], [1994], ["Comedy", "Horror", "decade:1990"]).toarray()
+    array([[0.        , 0.33333334, 0.33333334]], dtype=float32)
+    """
+    m, _ = item_features(genres, years, identity=True, normalize=normalize, vocabulary=vocabulary)
+    return sp.csr_matrix(m[:, len(genres) :], dtype=np.float32)
 
 
 def user_genre_features(

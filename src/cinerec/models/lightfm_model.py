@@ -45,6 +45,12 @@ class LightFMModel(Model):
 
     ``partial_fit``: same shape -> ``epochs_partial`` more epochs of ``fit_partial`` on the new
     matrix; a grown matrix -> full refit (LightFM cannot add feature columns).
+
+    Cold items: an item added after ``fit`` has no identity embedding, but when the model was
+    fitted with named side features (``fit(..., item_feature_names=...)``)
+    :meth:`score_cold_items` represents it as LightFM does any item, the weighted sum of its
+    feature embeddings (genres, decade; the identity term simply absent) plus the sum of those
+    features' biases, and scores it against the same user vector as the known items.
     """
 
     kind = "lightfm"
@@ -175,6 +181,7 @@ class LightFMModel(Model):
 
     # -- cached representations -----------------------------------------------------------
     def _refresh_cache(self) -> None:
+        self._cold_cache: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None = None
         lfm = self._lfm
         if lfm is None or lfm.item_embeddings is None:
             d = int(self._params["no_components"])
@@ -190,13 +197,13 @@ class LightFMModel(Model):
         )
 
     # -- scoring --------------------------------------------------------------------------
-    def _score_users(
+    def _user_vectors(
         self,
         user_items: sp.csr_matrix,
         user_features: sp.csr_matrix | None,
         user_ids: np.ndarray | None,
     ) -> np.ndarray:
-        n_rows = user_items.shape[0]
+        """``(n_rows, no_components)``: learned for known users, folded in for the rest."""
         pos = user_items.copy()
         pos.data = np.maximum(pos.data, 0.0)
         pos.eliminate_zeros()
@@ -210,8 +217,42 @@ class LightFMModel(Model):
         if user_ids is not None:
             warm = (user_ids >= 0) & (user_ids < len(self.user_repr))
             u[warm] = self.user_repr[user_ids[warm]]
-        del n_rows
+        return u
+
+    def _score_users(
+        self,
+        user_items: sp.csr_matrix,
+        user_features: sp.csr_matrix | None,
+        user_ids: np.ndarray | None,
+    ) -> np.ndarray:
+        u = self._user_vectors(user_items, user_features, user_ids)
         return u @ self.item_repr.T + self.item_bias[None, :]
+
+    def _score_cold_items(
+        self,
+        user_items: sp.csr_matrix,
+        user_features: sp.csr_matrix | None,
+        user_ids: np.ndarray | None,
+        item_side_features: sp.csr_matrix,
+    ) -> np.ndarray | None:
+        n_side = len(self.item_feature_names)
+        if self._lfm is None or n_side == 0:
+            return None
+        cached = self._cold_cache
+        if cached is None or cached[0] is not item_side_features:
+            # Serving passes the same feature matrix until the catalogue changes: cache the
+            # items' representations for it (one entry).
+            emb = self._lfm.item_embeddings[-n_side:]
+            bias = self._lfm.item_biases[-n_side:]
+            cached = (
+                item_side_features,
+                np.ascontiguousarray(item_side_features @ emb, dtype=np.float32),
+                np.asarray(item_side_features @ bias, dtype=np.float32),
+            )
+            self._cold_cache = cached
+        _, repr_, b = cached
+        u = self._user_vectors(user_items, user_features, user_ids)
+        return u @ repr_.T + b[None, :]
 
     def _item_similarities(self, item: int) -> np.ndarray:
         norms = np.linalg.norm(self.item_repr, axis=1)

@@ -1,0 +1,148 @@
+"""Reference policies the simulator runs beside the service, in process.
+
+Each learns only from what the simulated users send (likes and dislikes), like the service
+does, and none of them re-shows a movie to a user: a re-shown movie never earns credit, so
+this only makes the references stronger.
+
+- ``random``: uniform over the movies the user has not seen.
+- ``most_popular``: the most-liked movies so far (net of dislikes).
+- ``course_baseline``: the course's baseline, 5 most-liked + 5 random unseen movies.
+- ``cooccurrence``: online item-to-item: movies liked by the users who liked what this user
+  liked (co-like counts, normalised by the candidate's popularity), topped up by popularity.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from cinerec.simulation.world import World
+
+
+class ReferencePolicy:
+    name = "reference"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.items: list[str] = []
+        self.index: dict[str, int] = {}
+        self.likes = np.zeros(0)
+        self.seen: dict[str, set[int]] = defaultdict(set)
+        self.liked: dict[str, list[int]] = defaultdict(list)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def reset(self, world: World) -> None:
+        self.items = list(world.item_ids)
+        self.index = {m: i for i, m in enumerate(self.items)}
+        self.likes = np.zeros(len(self.items))
+        self.seen.clear()
+        self.liked.clear()
+
+    def interact(self, user_id: str, item_ids: Sequence[str], actions: Sequence[str]) -> None:
+        for mid, action in zip(item_ids, actions, strict=True):
+            i = self.index.get(mid)
+            if i is None:
+                continue
+            self.seen[user_id].add(i)
+            if action == "like":
+                self.likes[i] += 1
+                self.on_like(user_id, i)
+                self.liked[user_id].append(i)
+            else:
+                self.likes[i] -= 1
+
+    def on_like(self, user_id: str, i: int) -> None:
+        """Hook for policies with more state (called before the like joins the user's list)."""
+
+    def recs(self, user_id: str, k: int) -> list[str]:
+        seen = self.seen[user_id]
+        picks = self.pick(user_id, k, seen)
+        picks = self._fill_random(picks, k, seen)
+        seen.update(picks)
+        return [self.items[i] for i in picks]
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return []
+
+    # -- helpers -----------------------------------------------------------------------
+    def _top(self, scores: np.ndarray, k: int, banned: set[int]) -> list[int]:
+        s = scores + self.rng.random(len(scores)) * 1e-6  # random tie-break
+        if banned:
+            s[np.fromiter(banned, dtype=np.int64, count=len(banned))] = -np.inf
+        n = min(k, len(s))
+        if n <= 0:
+            return []
+        part = np.argpartition(-s, n - 1)[:n]
+        part = part[np.argsort(-s[part])]
+        return [int(i) for i in part if s[i] > 0]
+
+    def _fill_random(self, picks: list[int], k: int, seen: set[int]) -> list[int]:
+        taken = set(picks)
+        tries = 0
+        while len(picks) < k and tries < 50 * k:
+            i = int(self.rng.integers(len(self.items)))
+            tries += 1
+            if i not in seen and i not in taken:
+                taken.add(i)
+                picks.append(i)
+        return picks
+
+
+class RandomPolicy(ReferencePolicy):
+    name = "random"
+
+
+class MostPopularPolicy(ReferencePolicy):
+    name = "most_popular"
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.likes, k, seen)
+
+
+class CourseBaselinePolicy(ReferencePolicy):
+    """The course's baseline: the 5 most-liked movies and 5 random unseen ones."""
+
+    name = "course_baseline"
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.likes, k // 2, seen)
+
+
+class CooccurrencePolicy(ReferencePolicy):
+    name = "cooccurrence"
+    recent = 20
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.co: dict[int, Counter[int]] = defaultdict(Counter)
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        self.co.clear()
+
+    def on_like(self, user_id: str, i: int) -> None:
+        for j in self.liked[user_id]:
+            if j != i:
+                self.co[i][j] += 1
+                self.co[j][i] += 1
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        scores = np.zeros(len(self.items))
+        for j in self.liked[user_id][-self.recent :]:
+            row = self.co.get(j)
+            if not row:
+                continue
+            idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+            cnt = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+            scores[idx] += cnt / np.sqrt(np.maximum(self.likes[idx], 1.0))
+        picks = self._top(scores, k, seen)
+        if len(picks) < k:
+            picks += self._top(self.likes, k - len(picks), seen | set(picks))
+        return picks
+
+
+REFERENCE_POLICIES: dict[str, type[ReferencePolicy]] = {
+    p.name: p for p in (RandomPolicy, MostPopularPolicy, CourseBaselinePolicy, CooccurrencePolicy)
+}

@@ -1,0 +1,165 @@
+"""The closed-loop simulator: scoring rules, reference policies, and whole runs against the
+service in process and over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cinerec.simulation import (
+    REFERENCE_POLICIES,
+    Behaviour,
+    HttpTarget,
+    PolicyTarget,
+    ServiceTarget,
+    SimUser,
+    World,
+    compare,
+    grader_points,
+    in_process_service,
+    load_world,
+    run,
+    simulate,
+)
+from cinerec.simulation.policies import CourseBaselinePolicy, MostPopularPolicy
+from cinerec.simulation.runner import genre_diversity, score_answer
+from e2e.test_http import start_server
+
+DEMO = Path(__file__).resolve().parents[2] / "src" / "cinerec" / "demo_data" / "ml-latest-small"
+FAST = Behaviour(requests=3, concurrency=5, time_scale=0.0)
+
+
+def small_world(n_items: int = 60, n_users: int = 8) -> World:
+    items = [f"m{i}" for i in range(n_items)]
+    genres = {m: (("Drama",) if i % 2 else ("Comedy", "Romance")) for i, m in enumerate(items)}
+    users = [SimUser(f"u{u}", frozenset(items[u : u + 15 : 3])) for u in range(n_users)]
+    return World("small", items, genres, users)
+
+
+# -- scoring -------------------------------------------------------------------------------
+def test_a_relevant_movie_earns_credit_once() -> None:
+    u = SimUser("u", frozenset({"a", "b", "c"}))
+    items = ["a", "x", "b", *[f"y{i}" for i in range(7)]]
+    precision, ndcg, hits = score_answer(u, items)
+    assert precision == pytest.approx(0.2) and hits == ["a", "b"]
+    # ideal: 3 relevant left -> hits at ranks 1..3
+    ideal = 1 + 1 / 1.5849625 + 1 / 2
+    assert ndcg == pytest.approx((1 + 1 / 2) / ideal)
+    u.credited.update(hits)
+    precision, ndcg, hits = score_answer(u, items)
+    assert precision == 0.0 and ndcg == 0.0 and hits == []
+    u.credited.add("c")
+    assert score_answer(u, items)[1] is None  # nothing left to find: no nDCG
+
+
+def test_genre_diversity_is_mean_pairwise_jaccard_distance() -> None:
+    g = {"a": ("Drama",), "b": ("Drama",), "c": ("Comedy",), "d": ("Drama", "Comedy")}
+    assert genre_diversity(["a", "b"], g) == 0.0
+    assert genre_diversity(["a", "c"], g) == 1.0
+    assert genre_diversity(["a", "d"], g) == pytest.approx(0.5)
+    assert genre_diversity(["a", "b", "c"], g) == pytest.approx(2 / 3)
+
+
+def test_grader_points_are_linear_between_floor_and_ceiling() -> None:
+    s = {
+        "precision@10": 0.085,
+        "ndcg@10": 0.5,
+        "diversity": 0.0,
+        "coverage": 0.8,
+        "latency_mean_ms": 440.0,
+    }
+    pts = grader_points(s)
+    assert pts["precision@10"] == pytest.approx(0.5)
+    assert pts["ndcg@10"] == 1.0 and pts["diversity"] == 0.0 and pts["coverage"] == 1.0
+    assert pts["latency_mean_ms"] == pytest.approx(0.5)
+    assert pts["total"] == pytest.approx(3.0)
+
+
+def test_world_from_movielens_has_fresh_ids_and_hidden_tastes() -> None:
+    a = load_world(DEMO, n_users=20, seed=1)
+    b = load_world(DEMO, n_users=20, seed=1)
+    assert len(a.users) == 20 and a.n_items == 9742
+    assert not set(a.item_ids) & set(b.item_ids)  # new ids on every run
+    assert all(u.relevant <= set(a.genres) and u.relevant for u in a.users)
+    # the same users (by data set id) for the same seed
+    assert [u.id.split("-", 1)[1] for u in a.users] == [u.id.split("-", 1)[1] for u in b.users]
+
+
+# -- reference policies --------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(REFERENCE_POLICIES))
+def test_references_never_reshow_and_answer_k(name: str) -> None:
+    world = small_world(n_items=40)
+    policy = REFERENCE_POLICIES[name](seed=3)
+    policy.reset(world)
+    shown: list[str] = []
+    for _ in range(4):
+        shown += policy.recs("u", 10)
+    assert len(shown) == len(set(shown)) == 40
+
+
+def test_most_popular_and_course_baseline_follow_likes() -> None:
+    world = small_world()
+    pop, course = MostPopularPolicy(seed=0), CourseBaselinePolicy(seed=0)
+    for p in (pop, course):
+        p.reset(world)
+        for v in range(5):
+            p.interact(f"v{v}", ["m7", "m3"], ["like", "like"])
+        p.interact("v9", ["m3"], ["like"])
+    assert pop.recs("new", 10)[:2] == ["m3", "m7"]
+    assert course.recs("new", 10)[:2] == ["m3", "m7"]
+
+
+# -- whole runs ----------------------------------------------------------------------------
+def test_run_against_the_service_in_process(tmp_path: Path) -> None:
+    world = small_world()
+    svc = in_process_service(f"sqlite:///{tmp_path / 'sim.db'}")
+    try:
+        result = asyncio.run(run(ServiceTarget(svc), world, FAST))
+    finally:
+        svc.close()
+    s = result.summary()
+    assert s["errors"] == 0 and s["answers"] == len(world.users) * FAST.requests
+    assert 0 < s["coverage"] <= 1 and s["precision@10"] > 0
+    # likes reached the service through the loop
+    assert svc.engine.n_events > 0
+
+
+def test_simulate_writes_a_report_with_references(tmp_path: Path) -> None:
+    world = small_world()
+    results, doc = simulate(
+        world,
+        PolicyTarget(MostPopularPolicy()),
+        ["random"],
+        FAST,
+        tmp_path / "r",
+        {"title": "t"},
+    )
+    assert [r.target for r in results] == ["most_popular", "random"]
+    assert (tmp_path / "r.json").exists() and (tmp_path / "r.png").stat().st_size > 1000
+    assert doc is not None and set(doc["over_time"]) == {"most_popular", "random"}
+    assert compare([r.summary() for r in results], "most_popular").keys() == {"random"}
+
+
+def test_run_over_http_contract_a(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        url = str(server.main.base_url).rstrip("/")
+        collector = str(server.collector.base_url).rstrip("/")
+        world = small_world(n_items=300, n_users=10)
+
+        async def go() -> dict[str, float]:
+            target = HttpTarget(url, collector)
+            try:
+                return (await run(target, world, FAST)).summary()
+            finally:
+                await target.close()
+
+        s = asyncio.run(go())
+        assert s["errors"] == 0 and s["answers"] == 30
+        assert s["latency_mean_ms"] > 0
+        stats = server.main.get("/api/v1/health").json()
+        assert stats["movies"] == 300 and stats["events"] > 0
+    finally:
+        server.stop()
