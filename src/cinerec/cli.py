@@ -24,6 +24,11 @@ import_app = typer.Typer(help="Import rating data sets into the store.", no_args
 app.add_typer(import_app, name="import")
 
 
+#: idle keep-alive connections live this long (uvicorn's 5 s default raced clients that pause
+#: a few seconds between requests: the reused connection was closed under them)
+KEEP_ALIVE_S = 75
+
+
 def _settings(database_url: str | None) -> Settings:
     """Settings from the environment, with ``--database-url`` winning when given."""
     return load_settings(**({"database_url": database_url} if database_url else {}))
@@ -60,7 +65,13 @@ def serve(
     svc = build_service(settings)
     typer.echo(f"cinerec: {svc.engine.stats()} on {settings.database_url}")
     if settings.scheduler:
+        import sys
+
         from cinerec.training import Scheduler
+
+        # Training shares the process: hand the GIL back to request handling every 1 ms
+        # (default 5 ms) while its pure-Python parts run. Measured in docs/simulation.md.
+        sys.setswitchinterval(0.001)
 
         Scheduler(svc.trainer).start()
     servers = [
@@ -71,6 +82,7 @@ def serve(
                 port=port,
                 log_level="warning",
                 access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_S,
             )
         )
     ]
@@ -83,6 +95,7 @@ def serve(
                     port=collector_port,
                     log_level="warning",
                     access_log=False,
+                    timeout_keep_alive=KEEP_ALIVE_S,
                 )
             )
         )

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     recommendation_size: int = Field(default=10, ge=1, le=1000)
     exploration_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    exploration_saturation: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="once this share of the catalogue has been shown to someone, exploration "
+        "keeps a single slot (for what is new)",
+    )
     popularity_half_life_days: float = Field(default=30.0, gt=0)
     top_rated_prior_count: float = Field(default=20.0, ge=0, description="Bayesian average m")
     demo_data: bool = Field(default=False, description="load MovieLens latest-small when empty")
@@ -69,7 +76,9 @@ class Settings(BaseSettings):
         default=0.005, ge=0, description="promote unless held-out nDCG@10 drops by more"
     )
     dense_model_max_items: int = Field(
-        default=6_000, description="skip item-item models (EASE: items^2 time, memory) above this"
+        default=4_000,
+        description="dense item-item models (EASE: items^2 time, memory) train on this many "
+        "of the most-liked movies",
     )
     scheduler: bool = Field(default=True, description="train on a schedule inside `serve`")
     incremental_interval_s: float = Field(default=300.0, gt=0)

@@ -125,6 +125,7 @@ class RecService:
         self.engine = Engine(
             settings.weights,
             exploration_share=settings.exploration_share,
+            exploration_saturation=settings.exploration_saturation,
             half_life_days=settings.popularity_half_life_days,
             prior_count=settings.top_rated_prior_count,
         )

@@ -271,12 +271,17 @@ def holdout_metrics(
         user_features=None if uf is None else uf[users],
         user_ids=users,
     )
+    # A held-out movie the model has no column for (-1, see keep_top_items) is a miss: score
+    # the others and count those users as zero.
+    valid = items >= 0
     truth = sp.csr_matrix(
-        (np.ones(len(users)), (np.arange(len(users)), items)), shape=(len(users), train.shape[1])
+        (np.ones(int(valid.sum())), (np.flatnonzero(valid), items[valid])),
+        shape=(len(users), train.shape[1]),
     )
-    hits = (reco == items[:, None]).any(axis=1)
+    hits = (reco == items[:, None]).any(axis=1) & valid
+    ndcg = ndcg_at_k(reco[valid], truth[valid], k) * valid.mean() if valid.any() else 0.0
     return {
-        "ndcg@10": round(float(ndcg_at_k(reco, truth, k)), 5),
+        "ndcg@10": round(float(ndcg), 5),
         "hr@10": round(float(hits.mean()), 5),
         "holdout_users": float(len(users)),
     }

@@ -169,3 +169,25 @@ def test_new_movie_reaches_the_users_who_like_its_genre_first() -> None:
         horror = ids(eng.recommend(f"horror{u}", 10, source="newest"))
         comedy = ids(eng.recommend(f"comedy{u}", 10, source="newest"))
         assert horror[0] == "new-horror" and comedy[0] == "new-comedy"
+
+
+def test_exploration_shrinks_to_one_slot_once_the_catalogue_has_an_audience() -> None:
+    eng = make_engine(n=40, share=0.3)
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 3
+    eng.mark_shown("a", [f"m{i}" for i in range(31)])  # 31/40 = 78 % shown
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 3
+    eng.mark_shown("b", ["m31", "m32"])  # 33/40 = 82 %
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 1
+
+
+def test_like_rate_prefers_liked_per_impression_over_raw_likes() -> None:
+    eng = make_engine(n=20, share=0.0)
+    eng.mark_shown("x", ["m1"])
+    for u in range(30):  # m2: shown to 30 people, liked by 6; m1: shown to 3, liked by 3
+        eng.mark_shown(f"v{u}", ["m2"])
+    eng.apply_events([Event(f"v{u}", "m2", EventKind.LIKE) for u in range(6)])
+    eng.mark_shown("y", ["m1"])
+    eng.mark_shown("z", ["m1"])
+    eng.apply_events([Event(u, "m1", EventKind.LIKE) for u in ("x", "y", "z")])
+    assert ids(eng.recommend("new", 1, source="popular"))[0] == "m2"
+    assert ids(eng.recommend("new2", 1, source="like_rate"))[0] == "m1"

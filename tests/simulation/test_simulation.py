@@ -148,15 +148,9 @@ def test_run_over_http_contract_a(tmp_path: Path) -> None:
         url = str(server.main.base_url).rstrip("/")
         collector = str(server.collector.base_url).rstrip("/")
         world = small_world(n_items=300, n_users=10)
-
-        async def go() -> dict[str, float]:
-            target = HttpTarget(url, collector)
-            try:
-                return (await run(target, world, FAST)).summary()
-            finally:
-                await target.close()
-
-        s = asyncio.run(go())
+        # simulate() runs and closes the HTTP client in one event loop
+        [result], _ = simulate(world, HttpTarget(url, collector), [], FAST)
+        s = result.summary()
         assert s["errors"] == 0 and s["answers"] == 30
         assert s["latency_mean_ms"] > 0
         stats = server.main.get("/api/v1/health").json()

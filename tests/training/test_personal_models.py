@@ -158,3 +158,53 @@ def test_lightfm_scores_a_new_movie_from_its_genres(tmp_path: Path) -> None:
     scores = source.scores(eng.user("newbie", create=False), cat)
     assert scores is not None and scores[h] > scores[c]
     svc.close()
+
+
+def test_dense_models_keep_the_most_liked_movies() -> None:
+    from cinerec.training import Holdout, keep_top_items
+
+    eng = Engine()
+    eng.upsert_movies(Movie(f"m{i}", genres=["Drama"]) for i in range(6))
+    # m0 liked by 4 users, m1 by 3, m2 by 2, m3 by 1; m4 only disliked
+    eng.apply_events(
+        [Event(f"u{u}", f"m{i}", EventKind.LIKE) for i in range(4) for u in range(4 - i)]
+        + [Event("u0", "m4", EventKind.DISLIKE), Event("u1", "m4", EventKind.DISLIKE)]
+    )
+    data = build_training_data(eng)
+    hold = Holdout(
+        data.interactions,
+        np.array([0, 1]),
+        np.array([data.item_ids.index("m0"), data.item_ids.index("m3")]),
+    )
+    cut, cut_hold = keep_top_items(data, hold, 2)
+    assert cut.item_ids == ["m0", "m1"] and cut.shape == (data.shape[0], 2)
+    assert cut.interactions.sum() == 7
+    # a held-out movie outside the head stays a miss (-1), one inside is re-indexed
+    assert cut_hold.items.tolist() == [0, -1]
+    assert keep_top_items(data, hold, 10)[0] is data
+
+
+def test_ease_serves_a_catalogue_larger_than_its_item_limit(tmp_path: Path) -> None:
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+        data_dir=tmp_path,
+        models=["ease"],
+        dense_model_max_items=50,
+    )
+    svc = RecService(settings)
+    svc.load()
+    svc.add_movies([Movie(f"m{i}", genres=["Drama"]) for i in range(200)])
+    rng = np.random.default_rng(0)
+    svc.record_events(
+        [
+            Event(f"u{u}", f"m{int(m)}", EventKind.LIKE)
+            for u in range(60)
+            for m in rng.choice(120, 8, replace=False)
+        ]
+    )
+    report = svc.trainer.train("full")
+    [record] = report.trained
+    assert record.kind == "ease" and record.n_items == 50 and record.status == "serving"
+    picks = svc.engine.recommend("u0", 5, source="ease", explore=False)
+    assert len(picks) == 5
+    svc.close()

@@ -44,13 +44,14 @@ class Engine:
         weights: EventWeights | None = None,
         *,
         exploration_share: float = 0.2,
+        exploration_saturation: float = 0.8,
         half_life_days: float = 30.0,
         prior_count: float = 20.0,
         seed: int | None = None,
     ) -> None:
         self.weights = weights or EventWeights()
         self.half_life_days = half_life_days
-        self.policy = ServingPolicy(exploration_share, seed)
+        self.policy = ServingPolicy(exploration_share, seed, exploration_saturation)
         self.lock = threading.RLock()
         self.recommenders: dict[str, Recommender] = {}
         #: name of the personal model in the default blend (set by the trainer)

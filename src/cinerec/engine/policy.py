@@ -73,7 +73,7 @@ def top_n(scores: np.ndarray, ok: np.ndarray, n: int, positive_only: bool) -> np
 
 class ServingPolicy:
     def __init__(
-        self, exploration_share: float = 0.2, seed: int | None = None, saturation: float = 0.9
+        self, exploration_share: float = 0.2, seed: int | None = None, saturation: float = 0.8
     ) -> None:
         self.exploration_share = exploration_share
         self.saturation = saturation

@@ -62,12 +62,14 @@ def simulate(
         policy = REFERENCE_POLICIES[name](seed=behaviour.seed)
         # References answer instantly; pauses would only add wall time, not change them.
         targets.append((PolicyTarget(policy), _no_pauses(behaviour)))
-    results = []
-    for target, b in targets:
+
+    async def one(target: Target, b: Behaviour) -> RunResult:
         try:
-            results.append(asyncio.run(run(target, world, b)))
+            return await run(target, world, b)
         finally:
-            asyncio.run(target.close())
+            await target.close()  # in the loop that used it (HTTP clients are bound to it)
+
+    results = [asyncio.run(one(target, b)) for target, b in targets]
     doc = write(results, behaviour, out, meta) if out is not None else None
     return results, doc
 
