@@ -70,7 +70,7 @@ def serve(
         from cinerec.training import Scheduler
 
         # Training shares the process: hand the GIL back to request handling every 1 ms
-        # (default 5 ms) while its pure-Python parts run. Measured in docs/simulation.md.
+        # (default 5 ms) while its pure-Python parts run.
         sys.setswitchinterval(0.001)
 
         Scheduler(svc.trainer).start()

@@ -201,6 +201,17 @@ class RecService:
         self.cache.clear()
         return n
 
+    def add_items(self, item_ids: Sequence[str], genres: Sequence[Sequence[str]]) -> int:
+        """Contract A's catalogue: bare ids with genres (the id doubles as the title); the
+        order of arrival is kept as creation order."""
+        now = time.time()
+        return self.add_movies(
+            [
+                Movie(mid, title=mid, genres=list(g), created_at=now + i * 1e-6)
+                for i, (mid, g) in enumerate(zip(item_ids, genres, strict=True))
+            ]
+        )
+
     def get_movie(self, movie_id: str) -> Movie | None:
         return self.store.get_movie(movie_id)
 

@@ -139,7 +139,7 @@ class Engine:
                         u.disliked.discard(i)
                     if weight >= 0.5 or e.kind is EventKind.LIKE:
                         u.recent_likes.append(i)
-                    cat.add_popularity(i, weight, e.ts)
+                    cat.add_positive(i, weight, e.ts)
                 elif weight is not None and weight < 0:
                     u.disliked.add(i)
                     if i in u.recent_likes:

@@ -83,7 +83,7 @@ class Catalog:
         "active": bool,  # in the catalogue (not just named by an event)
         "hidden": bool,
         "created": np.float64,
-        "pop": np.float64,  # time-decayed interest, see add_popularity
+        "pop": np.float64,  # time-decayed interest, see add_positive
         "rating_sum": np.float64,
         "rating_cnt": np.float64,
         "shown_cnt": np.float64,
@@ -173,7 +173,8 @@ class Catalog:
         return [self.genres.external(g) for g in self.movie_genres[idx]]
 
     # -- updates ---------------------------------------------------------------------------
-    def add_popularity(self, idx: int, weight: float, ts: float) -> None:
+    def add_positive(self, idx: int, weight: float, ts: float) -> None:
+        """A positive signal: adds to the decayed popularity and to the positive count."""
         exponent = (ts - _T0) / self.half_life_s
         self.pop[idx] += weight * math.pow(2.0, min(exponent, 1000.0))
         self.positive_cnt[idx] += 1.0

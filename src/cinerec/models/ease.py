@@ -22,7 +22,8 @@ def _spd_inverse(a: np.ndarray) -> np.ndarray:
     ``np.linalg.inv`` rather than SciPy's Cholesky: as fast here (3.7k items: 4.8 s against
     4.6 s, one thread) and it releases the GIL, while SciPy's LAPACK wrappers hold it for the
     whole factorisation. Training runs beside request handling in ``cinerec serve``; with the
-    GIL held, every ``/recs`` waited out the fit (p99 0.7 s in docs/simulation.md).
+    GIL held, every ``/recs`` waited out the fit (simulator over HTTP, ML-latest-small: mean
+    /recs latency 39 ms and p99 0.67 s before, 12 ms and 0.18 s after).
     """
     return np.linalg.inv(a)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,6 @@ def simulate(
 
 
 def _no_pauses(b: Behaviour) -> Behaviour:
-    from dataclasses import replace
-
     return replace(b, time_scale=0.0)
 
 

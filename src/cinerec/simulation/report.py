@@ -86,20 +86,22 @@ def write(
     """Write ``<out>.json`` and ``<out>.png``; return the JSON document."""
     out.parent.mkdir(parents=True, exist_ok=True)
     summaries = [r.summary() for r in results]
+    series = {r.target: over_time(r) for r in results}
     doc: dict[str, Any] = {
         **(meta or {}),
         "behaviour": asdict(behaviour),
         "results": summaries,
         "ndcg_ratio_vs": compare(summaries),
-        "over_time": {r.target: over_time(r) for r in results},
+        "over_time": series,
         "error_samples": {r.target: r.error_samples for r in results if r.error_samples},
     }
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2))
-    plot(results, out.with_suffix(".png"), title=str((meta or {}).get("title", "")))
+    plot(series, out.with_suffix(".png"), title=str((meta or {}).get("title", "")))
     return doc
 
 
-def plot(results: Sequence[RunResult], path: Path, title: str = "") -> None:
+def plot(series: dict[str, dict[str, list[float]]], path: Path, title: str = "") -> None:
+    """One panel per metric, one line per target (``series``: :func:`over_time` by target)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,11 +115,10 @@ def plot(results: Sequence[RunResult], path: Path, title: str = "") -> None:
     ]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for ax, (key, label) in zip(axes.ravel(), panels, strict=True):
-        for r in results:
-            series = over_time(r)
-            if key == "latency_ms" and r.target != "service":
+        for target, s in series.items():
+            if key == "latency_ms" and target != "service":
                 continue
-            ax.plot([100 * p for p in series["progress"]], series[key], marker=".", label=r.target)
+            ax.plot([100 * p for p in s["progress"]], s[key], marker=".", label=target)
         ax.set_title(label)
         ax.set_xlabel("share of the run's answers, %")
         ax.grid(alpha=0.3)

@@ -110,16 +110,8 @@ class ServiceTarget:
         self.svc = service
 
     async def setup(self, world: World) -> None:
-        from cinerec.domain import Movie
-
         self.svc.cleanup()
-        now = time.time()
-        self.svc.add_movies(
-            [
-                Movie(m, title=m, genres=list(world.genres[m]), created_at=now + i * 1e-6)
-                for i, m in enumerate(world.item_ids)
-            ]
-        )
+        self.svc.add_items(world.item_ids, [world.genres[m] for m in world.item_ids])
 
     async def recs(self, user_id: str) -> list[str]:
         return [r.movie_id for r in self.svc.recommend(user_id).items]

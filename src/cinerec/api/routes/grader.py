@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from cinerec.api.deps import ServiceDep
 from cinerec.api.schemas import AddItemsRequest, InteractRequest, ItemIdsResponse, StatusResponse
-from cinerec.domain import Event, EventKind, Movie
+from cinerec.domain import Event, EventKind
 
 router = APIRouter(tags=["contract A (grader)"])
 collector = APIRouter(tags=["contract A (grader)"])
@@ -28,13 +28,7 @@ def cleanup(svc: ServiceDep) -> StatusResponse:
 
 @router.post("/add_items", response_model=StatusResponse)
 def add_items(body: AddItemsRequest, svc: ServiceDep) -> StatusResponse:
-    now = time.time()
-    genres = body.genres or [[] for _ in body.item_ids]
-    movies = [
-        Movie(mid, title=mid, genres=list(g), created_at=now + i * 1e-6)
-        for i, (mid, g) in enumerate(zip(body.item_ids, genres, strict=True))
-    ]
-    svc.add_movies(movies)
+    svc.add_items(body.item_ids, body.genres or [[] for _ in body.item_ids])
     return StatusResponse()
 
 
