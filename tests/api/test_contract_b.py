@@ -55,7 +55,15 @@ def test_recommendations_are_logged_with_their_session(
     assert set(body) == {"source", "recommendations", "session_id"}
     assert len(body["recommendations"]) == 10
     assert set(body["recommendations"]) <= catalogue
-    assert body["source"] in {"like_rate", "popular", "top_rated", "newest", "genre_top", "explore"}
+    assert body["source"] in {
+        "item_to_item",
+        "like_rate",
+        "popular",
+        "top_rated",
+        "newest",
+        "genre_top",
+        "explore",
+    }
     svc.rec_log.flush()
     entry = svc.store.get_rec_log(body["session_id"])
     assert entry is not None

@@ -281,7 +281,7 @@ def test_event_for_an_unknown_movie_is_kept_and_ignored_until_the_movie_is_added
     assert client.post(f"{V1}/movies", json={"id": "future", "genres": ["Drama"]}).is_success
     first = recommend(client, "newcomer")
     assert first[0]["movie_id"] == "future"
-    assert first[0]["source"] in {"like_rate", "popular"}
+    assert first[0]["source"] in {"item_to_item", "popular"}
 
 
 def test_not_interested_is_never_recommended(client: TestClient, add_items: AddItems) -> None:
@@ -308,7 +308,13 @@ def test_recommendations_carry_titles_genres_and_sources(
         assert item["title"] == item["movie_id"]
         assert item["genres"] == [genre_of(int(item["movie_id"][1:]))]
         assert item["source"] in {
-            "like_rate", "popular", "top_rated", "newest", "genre_top", "explore"
+            "item_to_item",
+            "like_rate",
+            "popular",
+            "top_rated",
+            "newest",
+            "genre_top",
+            "explore",
         }
 
 
@@ -347,7 +353,8 @@ def test_unknown_source_is_a_422_that_lists_the_sources(client: TestClient) -> N
     r = client.get(f"{V1}/recommendations/u", params={"source": "magic"})
     assert r.status_code == 422
     assert r.json()["detail"] == (
-        "unknown source magic; available: genre_top, like_rate, newest, popular, top_rated"
+        "unknown source magic; available: genre_top, item_to_item, like_rate, newest, popular,"
+        " top_rated"
     )
 
 

@@ -191,3 +191,87 @@ def test_like_rate_prefers_liked_per_impression_over_raw_likes() -> None:
     eng.apply_events([Event(u, "m1", EventKind.LIKE) for u in ("x", "y", "z")])
     assert ids(eng.recommend("new", 1, source="popular"))[0] == "m2"
     assert ids(eng.recommend("new2", 1, source="like_rate"))[0] == "m1"
+
+
+def _like(eng: Engine, user: str, *movies: str) -> None:
+    eng.apply_events([Event(user, m, EventKind.LIKE) for m in movies])
+
+
+def test_item_to_item_ranks_by_co_likes_per_impression() -> None:
+    eng = make_engine(n=20, share=0.0)
+    # 30 people like m1. All of them were shown m3 and 6 liked it; 5 were shown m2 and 4
+    # liked it. Raw co-occurrence says m3 (6 co-likes), per impression m2 (4 of 5) wins.
+    for u in range(30):
+        eng.mark_shown(f"v{u}", ["m1", "m3"] + (["m2"] if u < 5 else []))
+        _like(eng, f"v{u}", "m1")
+    for u in range(4):
+        _like(eng, f"v{u}", "m2")
+    for u in range(6):
+        _like(eng, f"v{u + 10}", "m3")
+    _like(eng, "fan", "m1")
+    top = ids(eng.recommend("fan", 2, source="item_to_item"))
+    assert top[0] == "m2"
+
+
+def test_item_to_item_is_the_like_rate_for_a_user_with_no_likes() -> None:
+    eng = make_engine(n=20, share=0.0)
+    for u in range(10):
+        eng.mark_shown(f"v{u}", ["m1", "m2", "m5"])
+        _like(eng, f"v{u}", "m5" if u < 7 else "m1")
+    eng.apply_events([Event("cold", "m9", EventKind.DISLIKE)])
+    for user in ("new", "cold"):
+        u = eng.user(user)
+        i2i = eng.recommenders["item_to_item"].scores(u, eng.catalog)
+        rate = eng.recommenders["like_rate"].scores(u, eng.catalog)
+        assert i2i is not None and rate is not None
+        np.testing.assert_allclose(i2i, rate)
+
+
+def test_item_to_item_matches_its_formula_on_random_histories() -> None:
+    rng = np.random.default_rng(3)
+    eng = make_engine(n=30, share=0.0)
+    for u in range(40):
+        shown = [f"m{i}" for i in rng.choice(30, size=12, replace=False)]
+        eng.mark_shown(f"v{u}", shown)
+        _like(eng, f"v{u}", *[m for m in shown if rng.random() < 0.4])
+    _like(eng, "me", "m1", "m2", "m3")
+    me = eng.user("me")
+    assert me is not None
+    got = eng.recommenders["item_to_item"].scores(me, eng.catalog)
+    p = eng.recommenders["like_rate"].scores(me, eng.catalog)
+    assert got is not None and p is not None
+    # Brute force: sum over my likes j of log((C[j,i] + a*p[i]) / (E[j,i] + a)) - log p[i].
+    a, cat = 5.0, eng.catalog
+    others = [eng.users[eng.user_ids.get(f"v{u}")] for u in range(40)]
+    want = np.log(p)
+    lift = np.zeros(cat.n)
+    for m in ("m1", "m2", "m3"):
+        j = cat.ids.get(m)
+        for i in range(cat.n):
+            likers = [v for v in others if j in v.liked]
+            c = sum(1 for v in likers if i in v.liked)
+            e = sum(1 for v in likers if i in v.seen)
+            lift[i] += np.log((c + a * p[i]) / (e + a)) - np.log(p[i])
+    np.testing.assert_allclose(np.log(got), want + lift / np.sqrt(3), rtol=1e-5)
+    _like(eng, "v1", "m4", "m5")  # histories still grow after a request has read them
+
+
+def test_a_dislike_takes_back_a_like_for_item_to_item() -> None:
+    eng = make_engine(n=10, share=0.0)
+    _like(eng, "v", "m1", "m2")
+    eng.apply_events([Event("v", "m2", EventKind.DISLIKE)])
+    v = eng.user("v")
+    assert v is not None and list(v.liked) == [eng.catalog.ids.get("m1")]
+    assert list(eng.catalog.likers[eng.catalog.ids.get("m2")]) == []
+
+
+def test_item_to_item_abstains_until_someone_else_shares_a_like() -> None:
+    eng = make_engine(n=40, share=0.0)
+    _like(eng, "other", "m7")
+    _like(eng, "alone", "m2", "m6")  # Horror, and nobody else likes either
+    alone = eng.user("alone")
+    assert eng.recommenders["item_to_item"].scores(alone, eng.catalog) is None
+    # ... so the genre source fills the list with this user's genre.
+    assert {r.movie_id for r in eng.recommend("alone", 5)} <= {f"m{i}" for i in range(2, 40, 4)}
+    _like(eng, "other", "m2")
+    assert eng.recommenders["item_to_item"].scores(alone, eng.catalog) is not None

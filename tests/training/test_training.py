@@ -59,7 +59,7 @@ def test_a_like_changes_the_next_recs_without_retraining(store: Store, tmp_path:
     )
     assert r.status_code == 200
     second = client.get("/api/v1/recommendations/newcomer?k=10&explore=false").json()
-    assert sum(i["source"] == "als" for i in second["items"]) >= 5
+    assert sum(i["source"] == "als" for i in second["items"]) >= 3  # its share of the blend
     shown = {i["movie_id"] for i in first["items"]}
     assert not shown & {i["movie_id"] for i in second["items"]}
     svc.close()

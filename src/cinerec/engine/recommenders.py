@@ -9,8 +9,11 @@ hidden movies, mixing sources, exploration, exactly-k. Personal models plug in t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from array import array
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import sparse
 
 from cinerec.engine.state import Catalog, UserState
 
@@ -82,6 +85,90 @@ class LikeRateRecommender(Recommender):
         seen = np.maximum(catalog.shown_cnt[: catalog.n], pos)
         mean = pos.sum() / max(seen.sum(), 1.0)
         return (pos + self.prior_count * mean) / (seen + self.prior_count)
+
+
+class ItemToItemRecommender(Recommender):
+    """Movies liked by the users who liked what this user liked, per impression.
+
+    For a candidate ``i`` and each recent like ``j`` of the user, it estimates how likely
+    ``i`` is liked by someone who liked ``j``, among those of them who met ``i`` (were shown
+    it or acted on it): ``(C[j,i] + a*p[i]) / (E[j,i] + a)``, where ``C`` counts co-likes,
+    ``E`` counts likers of ``j`` who met ``i``, and ``p`` is the movie's like rate (the
+    ``like_rate`` source), the prior of strength ``a``. Movies that the likers of ``j`` were
+    shown and passed over sink; movies nobody asked about keep their like rate. The evidence
+    of the likes adds up in log-odds-like form, damped by ``sqrt(#likes)``:
+
+        log s[i] = log p[i] + sum_j (log1p(C[j,i] / (a*p[i])) - log1p(E[j,i] / a)) / sqrt(J)
+
+    which equals ``sum_j log((C + a*p) / (E + a)) - log p`` term by term and needs only the
+    non-zero counts. For a user with no likes it is the like rate itself; it abstains for a
+    user whose likes nobody else shares yet.
+
+    Counting on exposure, not on raw co-occurrence, is what keeps the popular movies (shown
+    to everyone) from winning every neighbourhood. Counts come from the users' histories at
+    request time (``max_likers`` most recent likers of each ``j``), so every like and every
+    impression counts from the next request on; there is no item-by-item table to keep.
+    """
+
+    name = "item_to_item"
+
+    def __init__(
+        self,
+        like_rate: LikeRateRecommender,
+        user_of: Callable[[int], UserState],
+        *,
+        recent: int = 30,
+        max_likers: int = 200,
+        prior: float = 5.0,
+    ) -> None:
+        self.like_rate = like_rate
+        self.user_of = user_of
+        self.recent = recent
+        self.max_likers = max_likers
+        self.prior = prior
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        p = self.like_rate.scores(user, catalog)
+        if p is None or user is None or not user.recent_likes:
+            return p
+        n = catalog.n
+        likes = list(user.recent_likes)[-self.recent :]
+        # Neighbours: the recent likers of each of the user's likes (not the user).
+        groups: list[np.ndarray] = []
+        for j in likes:
+            who = catalog.likers.get(j)
+            # Copies, never views: an array exporting its buffer could not grow any more.
+            g = np.array(who or (), dtype=np.int32)
+            g = g[g != user.idx][-self.max_likers :]
+            groups.append(g)
+        sizes = np.array([len(g) for g in groups])
+        if not sizes.sum():
+            # Nobody else likes what this user likes (yet): nothing item-to-item can add,
+            # and the other sources of the blend know more about this user than the like rate.
+            return None
+        members, pos = np.unique(np.concatenate(groups), return_inverse=True)
+        # a[j, u] = 1 when neighbour u likes j; E = a @ met, C = a @ liked (J x n, sparse).
+        a = sparse.csr_matrix(
+            (np.ones(len(pos), np.float32), pos, np.concatenate([[0], np.cumsum(sizes)])),
+            shape=(len(likes), len(members)),
+        )
+        nbrs = [self.user_of(int(u)) for u in members]
+        met = _rows([v.seen_log for v in nbrs], n)
+        liked = _rows([v.liked for v in nbrs], n)
+        e = (a @ met).tocsr()
+        c = (a @ liked).tocsr()
+        pa = np.maximum(p, 1e-12) * self.prior
+        lift = np.bincount(c.indices, np.log1p(c.data / pa[c.indices]), minlength=n)
+        lift -= np.bincount(e.indices, np.log1p(e.data / self.prior), minlength=n)
+        return np.exp(np.log(np.maximum(p, 1e-12)) + lift[:n] / np.sqrt(len(likes)))
+
+
+def _rows(histories: Sequence[array], n: int) -> sparse.csr_matrix:
+    """0/1 matrix with one row per history (int32 movie ids)."""
+    arrays = [np.array(h, dtype=np.int32) for h in histories]
+    indptr = np.concatenate([[0], np.cumsum([len(x) for x in arrays])])
+    idx = np.concatenate(arrays) if arrays else np.empty(0, np.int32)
+    return sparse.csr_matrix((np.ones(len(idx), np.float32), idx, indptr), shape=(len(arrays), n))
 
 
 def genre_profile(user: UserState | None, catalog: Catalog) -> np.ndarray | None:

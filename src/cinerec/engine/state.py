@@ -8,6 +8,7 @@ Not thread-safe by itself: :class:`cinerec.engine.Engine` serialises access.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -41,10 +42,22 @@ class UserState:
     #: newest last; drives genre profiles and item-to-item neighbours
     recent_likes: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_LIKES))
     disliked: set[int] = field(default_factory=set)
-    #: never recommend again: shown, interacted with, or excluded
+    #: never recommend again: shown or interacted with
     seen: set[int] = field(default_factory=set)
     shown: set[int] = field(default_factory=set)
+    #: ``seen`` in the order it grew and every movie the user currently likes, as compact
+    #: int32 arrays: the item-to-item source reads neighbours' histories from them
+    seen_log: array = field(default_factory=lambda: array("i"))
+    liked: array = field(default_factory=lambda: array("i"))
     n_events: int = 0
+
+    def see(self, idx: int) -> bool:
+        """Add a movie to ``seen``; True if it is new there."""
+        if idx in self.seen:
+            return False
+        self.seen.add(idx)
+        self.seen_log.append(idx)
+        return True
 
     @property
     def is_cold(self) -> bool:
@@ -76,6 +89,8 @@ class Catalog:
         self.titles: list[str] = []
         self.years: list[int | None] = []
         self.movie_genres: list[tuple[int, ...]] = []
+        #: movie idx -> dense ids of the users who like it, oldest first
+        self.likers: dict[int, array] = {}
         self._alloc(1024, 32)
 
     #: per-movie 1-D arrays and their dtypes; all grow together
@@ -178,6 +193,17 @@ class Catalog:
         exponent = (ts - _T0) / self.half_life_s
         self.pop[idx] += weight * math.pow(2.0, min(exponent, 1000.0))
         self.positive_cnt[idx] += 1.0
+
+    def add_liker(self, idx: int, user: UserState) -> None:
+        """``user`` likes movie ``idx`` (once; see :meth:`remove_liker`)."""
+        user.liked.append(idx)
+        self.likers.setdefault(idx, array("i")).append(user.idx)
+
+    def remove_liker(self, idx: int, user: UserState) -> None:
+        """``user`` no longer likes ``idx`` (a later dislike): O(likes), and rare."""
+        if idx in user.liked:
+            user.liked.remove(idx)
+            self.likers[idx].remove(user.idx)
 
     def add_rating(self, idx: int, stars: float) -> None:
         self.rating_sum[idx] += stars
