@@ -69,9 +69,12 @@ class Settings(BaseSettings):
     # -- training ---------------------------------------------------------------------------
     models: list[str] = Field(
         default=["ease_plus", "als", "lightfm"],
-        description="model kinds trained by a full run; the best by held-out nDCG@10 serves",
+        description="model kinds trained by a full run; see serving_model for which serves",
     )
-    serving_model: str = Field(default="auto", description="'auto' (best measured) or a kind")
+    serving_model: str = Field(
+        default="auto",
+        description="'auto' (serving models compete on live likes per impression) or a kind",
+    )
     promotion_tolerance: float = Field(
         default=0.005, ge=0, description="promote unless held-out nDCG@10 drops by more"
     )

@@ -154,7 +154,7 @@ class RecService:
             eng.apply_events(batch)
             bar.update(len(batch))
         for entry in self.store.iter_rec_log():
-            eng.mark_shown(entry.user_id, entry.movie_ids)
+            eng.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
         self.trainer.load_serving()
         self.trainer.last_trained_events = eng.n_events
 

@@ -436,16 +436,22 @@ class Trainer:
         self._choose_personal()
 
     def _choose_personal(self) -> None:
+        """``serving_model`` if it serves; on "auto", every serving model competes for the
+        personal share on live traffic (``Engine.pick_personal``), and the best one on the
+        held-out check is the one named as personal (reports, `/models`)."""
         serving = self.serving()
+        eng = self.engine
+        eng.personal_pool = []
         if not serving:
-            self.engine.personal = None
+            eng.personal = None
             return
         wanted = self.settings.serving_model
         if wanted != "auto" and wanted in serving:
-            self.engine.personal = wanted
+            eng.personal = wanted
             return
         best = max(serving.values(), key=lambda r: r.record.metrics.get("ndcg@10", 0.0))
-        self.engine.personal = best.name
+        eng.personal = best.name
+        eng.personal_pool = sorted(serving)
 
     def load_serving(self) -> None:
         """Load the registry's serving models (at start-up, or when a worker trained new ones)."""
@@ -466,6 +472,7 @@ class Trainer:
         for name in list(self.serving()):
             self.engine.recommenders.pop(name, None)
         self.engine.personal = None
+        self.engine.personal_pool = []
         if self.model_dir.exists():
             for f in [*self.model_dir.glob("*.npz"), *self.model_dir.glob("*.ids.json")]:
                 f.unlink(missing_ok=True)

@@ -152,3 +152,17 @@ def test_cleanup_during_training_keeps_the_stale_model_out(store: Store, tmp_pat
     assert report.skipped and "reset" in report.skipped
     assert svc.engine.personal is None and store.list_models() == []
     svc.close()
+
+
+def test_auto_lets_every_serving_model_compete_and_a_fixed_choice_does_not(
+    store: Store, tmp_path: Path
+) -> None:
+    svc = make_service(store, tmp_path, ["als", "popular"])
+    svc.trainer.train("full")
+    eng = svc.engine
+    assert eng.personal_pool == ["als", "popular"] and eng.personal in eng.personal_pool
+    svc.settings.serving_model = "popular"
+    svc.trainer.load_serving()
+    svc.trainer._choose_personal()
+    assert (eng.personal, eng.personal_pool) == ("popular", [])
+    svc.close()

@@ -211,9 +211,18 @@ class NotInterestedIn(BaseModel):
     movie_id: Id
 
 
+class SourceQuality(BaseModel):
+    """Online quality of one recommendation source since start-up (or /cleanup)."""
+
+    shown: int = Field(description="movies this source put in front of users")
+    liked: int = Field(description="of those, how many the user then liked")
+    like_rate: float
+
+
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, Any]
     movies: int
     users: int
     events: int
+    sources: dict[str, SourceQuality]

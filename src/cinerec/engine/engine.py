@@ -7,8 +7,10 @@ and calls it from the API, the CLI, the simulator and the trainer alike.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,14 @@ from cinerec.engine.recommenders import (
     Recommender,
     TopRatedRecommender,
 )
-from cinerec.engine.state import DISLIKE_STARS, LIKE_STARS, Catalog, UserState, event_weight
+from cinerec.engine.state import (
+    DISLIKE_STARS,
+    LIKE_STARS,
+    Catalog,
+    SourceTally,
+    UserState,
+    event_weight,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +64,12 @@ class Engine:
         self.policy = ServingPolicy(exploration_share, seed, exploration_saturation)
         self.lock = threading.RLock()
         self.recommenders: dict[str, Recommender] = {}
-        #: name of the personal model in the default blend (set by the trainer)
+        #: name of the personal model in the default blend (set by the trainer); with
+        #: ``personal_pool`` set, the pool's best online performer instead (see pick_personal)
         self.personal: str | None = None
+        #: models competing for the personal share on live traffic (set by the trainer)
+        self.personal_pool: list[str] = []
+        self._rng = np.random.default_rng(seed)
         #: bumped by reset(); lets long jobs notice the state they started from is gone
         self.generation = 0
         self.prior_count = prior_count
@@ -81,11 +94,14 @@ class Engine:
             for name in set(self.recommenders) - self._builtin:
                 del self.recommenders[name]
             self.personal = None
+            self.personal_pool = []
             self.generation += 1
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
             self.n_events = 0
+            #: per source label: what it showed and how much of that was liked
+            self.tallies: dict[str, SourceTally] = defaultdict(SourceTally)
 
     def register(self, rec: Recommender) -> None:
         """Add or replace a recommender (personal models register themselves here)."""
@@ -145,6 +161,8 @@ class Engine:
                             u.recent_likes.append(i)
                         if i not in u.liked:
                             cat.add_liker(i, u)
+                            if u.shown.get(i):
+                                self.tallies[u.shown[i]].liked += 1
                     cat.add_positive(i, weight, e.ts)
                 elif weight is not None and weight < 0:
                     u.disliked.add(i)
@@ -158,20 +176,46 @@ class Engine:
                 elif e.kind is EventKind.DISLIKE:
                     cat.add_rating(i, DISLIKE_STARS)
 
-    def mark_shown(self, user_id: str, movie_ids: Iterable[str]) -> None:
+    def mark_shown(
+        self, user_id: str, movie_ids: Sequence[str], sources: Sequence[str] = ()
+    ) -> None:
+        """Record what a user was shown (``sources``: which source chose each movie)."""
         with self.lock:
             u = self.user(user_id)
             assert u is not None
-            for mid in movie_ids:
+            for n, mid in enumerate(movie_ids):
                 i = self.catalog.ids.get(mid)
                 if i is not None:
-                    self._shown(u, i)
+                    self._shown(u, i, sources[n] if n < len(sources) else "")
 
-    def _shown(self, u: UserState, i: int) -> None:
+    def _shown(self, u: UserState, i: int, source: str) -> None:
         if i not in u.shown:
-            u.shown.add(i)
+            u.shown[i] = source
             u.see(i)
             self.catalog.shown_cnt[i] += 1
+            if source:
+                tally = self.tallies[source]
+                tally.shown += 1
+                if i in u.liked:  # replaying the rec log after the events (start-up)
+                    tally.liked += 1
+
+    # -- online model choice -------------------------------------------------------------
+    def pick_personal(self) -> str | None:
+        """The personal model for one request.
+
+        With several models in ``personal_pool``, each request draws one by Thompson
+        sampling on the like rate of what each model showed (Beta(1 + liked, 1 + not
+        liked)): an A/B test that moves traffic to the model users like best as evidence
+        comes in, and never quite stops checking the others. Otherwise ``personal``.
+        """
+        pool = [m for m in self.personal_pool if m in self.recommenders]
+        if len(pool) < 2:
+            return pool[0] if pool else self.personal
+        draws = [
+            self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
+            for t in (self.tallies[m] for m in pool)
+        ]
+        return pool[int(np.argmax(draws))]
 
     # -- reads -------------------------------------------------------------------------
     def blend_for(self, u: UserState | None) -> list[BlendPart]:
@@ -185,8 +229,9 @@ class Engine:
         # ML-100K), and together they beat either alone. Cold movies reach warm users
         # through exploration (least-shown first, ranked by this blend), so "newest"
         # serves only users the service knows nothing about.
-        if self.personal and u is not None and u.interactions:
-            mix = [("item_to_item", 0.7), (self.personal, 0.3)]
+        personal = self.pick_personal() if u is not None and u.interactions else None
+        if personal:
+            mix = [("item_to_item", 0.7), (personal, 0.3)]
         elif likes:
             mix = [("item_to_item", 0.8), ("genre_top", 0.2)]
         elif u is not None and u.favorite_genres:
@@ -237,7 +282,7 @@ class Engine:
             )
             if mark_shown and u is not None:
                 for p in picks:
-                    self._shown(u, p.idx)
+                    self._shown(u, p.idx, p.source)
             return self._external(picks)
 
     def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
@@ -283,10 +328,14 @@ class Engine:
                 for j in idx
             ]
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "movies": int(self.catalog.servable.sum()),
                 "users": len(self.users),
                 "events": self.n_events,
+                "sources": {
+                    name: {"shown": t.shown, "liked": t.liked, "like_rate": round(t.like_rate, 4)}
+                    for name, t in sorted(self.tallies.items())
+                },
             }

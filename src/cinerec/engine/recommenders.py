@@ -117,8 +117,8 @@ class ItemToItemRecommender(Recommender):
         like_rate: LikeRateRecommender,
         user_of: Callable[[int], UserState],
         *,
-        recent: int = 30,
-        max_likers: int = 200,
+        recent: int = 20,
+        max_likers: int = 100,
         prior: float = 5.0,
     ) -> None:
         self.like_rate = like_rate

@@ -44,7 +44,8 @@ class UserState:
     disliked: set[int] = field(default_factory=set)
     #: never recommend again: shown or interacted with
     seen: set[int] = field(default_factory=set)
-    shown: set[int] = field(default_factory=set)
+    #: movie idx -> the source that showed it ("" when unknown)
+    shown: dict[int, str] = field(default_factory=dict)
     #: ``seen`` in the order it grew and every movie the user currently likes, as compact
     #: int32 arrays: the item-to-item source reads neighbours' histories from them
     seen_log: array = field(default_factory=lambda: array("i"))
@@ -62,6 +63,18 @@ class UserState:
     @property
     def is_cold(self) -> bool:
         return not self.interactions and not self.favorite_genres
+
+
+@dataclass(slots=True)
+class SourceTally:
+    """Online quality of one source: movies it showed, and how many of them were then liked."""
+
+    shown: int = 0
+    liked: int = 0
+
+    @property
+    def like_rate(self) -> float:
+        return self.liked / self.shown if self.shown else 0.0
 
 
 class Catalog:
