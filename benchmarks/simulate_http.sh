@@ -5,12 +5,11 @@
 #
 #   benchmarks/simulate_http.sh ../shared/datasets/ml-100k [more datasets...]
 #
-# Environment: CINEREC_MODELS (default here: ease, see docs/simulation.md), USERS (1000),
-# REQUESTS (8), CONCURRENCY (50), OUT (docs/simulation).
+# Environment: USERS (1000), REQUESTS (8), CONCURRENCY (50), SEED (0), OUT (docs/simulation); any
+# CINEREC_* setting passes through to the server (the service runs on its defaults otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1
-export CINEREC_MODELS="${CINEREC_MODELS:-[\"ease\"]}"
 OUT="${OUT:-docs/simulation}"
 CINEREC=.venv/bin/cinerec
 for dataset in "$@"; do
@@ -26,7 +25,8 @@ for dataset in "$@"; do
   done
   "$CINEREC" simulate "$dataset" --url http://127.0.0.1:5101 \
     --collector-url http://127.0.0.1:5100 --users "${USERS:-1000}" \
-    --requests "${REQUESTS:-8}" --concurrency "${CONCURRENCY:-50}" --out "$OUT/$name"
+    --requests "${REQUESTS:-8}" --concurrency "${CONCURRENCY:-50}" --seed "${SEED:-0}" \
+    --out "$OUT/$name"
   kill "$server"
   wait "$server" 2>/dev/null || true
   trap - EXIT
