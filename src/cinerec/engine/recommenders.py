@@ -9,7 +9,6 @@ hidden movies, mixing sources, exploration, exactly-k. Personal models plug in t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from array import array
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -87,6 +86,10 @@ class LikeRateRecommender(Recommender):
         return (pos + self.prior_count * mean) / (seen + self.prior_count)
 
 
+#: exposure and co-like counts of item_to_item travel in one float: E + _PACK * C (E < _PACK)
+_PACK = 1024.0
+
+
 class ItemToItemRecommender(Recommender):
     """Movies liked by the users who liked what this user liked, per impression.
 
@@ -106,8 +109,9 @@ class ItemToItemRecommender(Recommender):
 
     Counting on exposure, not on raw co-occurrence, is what keeps the popular movies (shown
     to everyone) from winning every neighbourhood. Counts come from the users' histories at
-    request time (``max_likers`` most recent likers of each ``j``), so every like and every
-    impression counts from the next request on; there is no item-by-item table to keep.
+    request time (the ``max_likers`` most recent likers of each ``j``, and the ``history``
+    movies each of them met last), so every like and every impression counts from the next
+    request on; there is no item-by-item table to keep.
     """
 
     name = "item_to_item"
@@ -119,12 +123,16 @@ class ItemToItemRecommender(Recommender):
         *,
         recent: int = 20,
         max_likers: int = 100,
+        history: int = 100,
         prior: float = 5.0,
     ) -> None:
         self.like_rate = like_rate
         self.user_of = user_of
         self.recent = recent
+        if max_likers >= _PACK:
+            raise ValueError(f"max_likers must stay below {_PACK}")
         self.max_likers = max_likers
+        self.history = history
         self.prior = prior
 
     def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
@@ -152,23 +160,26 @@ class ItemToItemRecommender(Recommender):
             (np.ones(len(pos), np.float32), pos, np.concatenate([[0], np.cumsum(sizes)])),
             shape=(len(likes), len(members)),
         )
-        nbrs = [self.user_of(int(u)) for u in members]
-        met = _rows([v.seen_log for v in nbrs], n)
-        liked = _rows([v.liked for v in nbrs], n)
-        e = (a @ met).tocsr()
-        c = (a @ liked).tocsr()
+        both = (a @ self._histories([self.user_of(int(u)) for u in members], n)).tocsr()
+        # One product carries both counts: exposure E plus _PACK x co-likes C.
+        c, e = np.divmod(both.data, _PACK)
         pa = np.maximum(p, 1e-12) * self.prior
-        lift = np.bincount(c.indices, np.log1p(c.data / pa[c.indices]), minlength=n)
-        lift -= np.bincount(e.indices, np.log1p(e.data / self.prior), minlength=n)
+        cols = both.indices
+        lift = np.bincount(cols, np.log1p(c / pa[cols]), minlength=n)
+        lift -= np.bincount(cols, np.log1p(e / self.prior), minlength=n)
         return np.exp(np.log(np.maximum(p, 1e-12)) + lift[:n] / np.sqrt(len(likes)))
 
-
-def _rows(histories: Sequence[array], n: int) -> sparse.csr_matrix:
-    """0/1 matrix with one row per history (int32 movie ids)."""
-    arrays = [np.array(h, dtype=np.int32) for h in histories]
-    indptr = np.concatenate([[0], np.cumsum([len(x) for x in arrays])])
-    idx = np.concatenate(arrays) if arrays else np.empty(0, np.int32)
-    return sparse.csr_matrix((np.ones(len(idx), np.float32), idx, indptr), shape=(len(arrays), n))
+    def _histories(self, users: Sequence[UserState], n: int) -> sparse.csr_matrix:
+        """A row per user over the ``history`` movies they met last: 1 for met, 1 + _PACK
+        for met and liked (a co-like never outnumbers its exposure)."""
+        h = self.history
+        # Slices of array.array are copies: the histories can keep growing.
+        idx = [np.array(v.seen_log[-h:], dtype=np.int32) for v in users]
+        flags = [np.array(v.seen_liked[-h:], dtype=np.float64) for v in users]
+        indptr = np.concatenate([[0], np.cumsum([len(x) for x in idx])])
+        cols = np.concatenate(idx)
+        data = 1.0 + _PACK * np.concatenate(flags)
+        return sparse.csr_matrix((data, cols, indptr), shape=(len(users), n))
 
 
 def genre_profile(user: UserState | None, catalog: Catalog) -> np.ndarray | None:

@@ -46,9 +46,13 @@ class UserState:
     seen: set[int] = field(default_factory=set)
     #: movie idx -> the source that showed it ("" when unknown)
     shown: dict[int, str] = field(default_factory=dict)
-    #: ``seen`` in the order it grew and every movie the user currently likes, as compact
-    #: int32 arrays: the item-to-item source reads neighbours' histories from them
+    #: ``seen`` in the order it grew, with a parallel 0/1 "liked now" flag, as compact
+    #: arrays: the item-to-item source reads neighbours' recent histories from them
     seen_log: array = field(default_factory=lambda: array("i"))
+    seen_liked: array = field(default_factory=lambda: array("b"))
+    #: movie idx -> its position in ``seen_log``
+    seen_at: dict[int, int] = field(default_factory=dict)
+    #: every movie the user currently likes, oldest first
     liked: array = field(default_factory=lambda: array("i"))
     n_events: int = 0
 
@@ -57,7 +61,9 @@ class UserState:
         if idx in self.seen:
             return False
         self.seen.add(idx)
+        self.seen_at[idx] = len(self.seen_log)
         self.seen_log.append(idx)
+        self.seen_liked.append(0)
         return True
 
     @property
@@ -208,14 +214,16 @@ class Catalog:
         self.positive_cnt[idx] += 1.0
 
     def add_liker(self, idx: int, user: UserState) -> None:
-        """``user`` likes movie ``idx`` (once; see :meth:`remove_liker`)."""
+        """``user`` likes movie ``idx`` (once, and after :meth:`UserState.see` of it)."""
         user.liked.append(idx)
+        user.seen_liked[user.seen_at[idx]] = 1
         self.likers.setdefault(idx, array("i")).append(user.idx)
 
     def remove_liker(self, idx: int, user: UserState) -> None:
         """``user`` no longer likes ``idx`` (a later dislike): O(likes), and rare."""
         if idx in user.liked:
             user.liked.remove(idx)
+            user.seen_liked[user.seen_at[idx]] = 0
             self.likers[idx].remove(user.idx)
 
     def add_rating(self, idx: int, stars: float) -> None:
