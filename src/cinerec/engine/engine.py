@@ -159,10 +159,10 @@ class Engine:
                     if weight >= 0.5 or e.kind is EventKind.LIKE:
                         if i not in u.recent_likes:
                             u.recent_likes.append(i)
-                        if i not in u.liked:
+                        if not u.likes(i):
                             cat.add_liker(i, u)
-                            if u.shown.get(i):
-                                self.tallies[u.shown[i]].liked += 1
+                            if source := u.shown.get(i):
+                                self.tallies[source].liked += 1
                     cat.add_positive(i, weight, e.ts)
                 elif weight is not None and weight < 0:
                     u.disliked.add(i)
@@ -196,7 +196,7 @@ class Engine:
             if source:
                 tally = self.tallies[source]
                 tally.shown += 1
-                if i in u.liked:  # replaying the rec log after the events (start-up)
+                if u.likes(i):  # replaying the rec log after the events (start-up)
                     tally.liked += 1
 
     # -- online model choice -------------------------------------------------------------

@@ -232,7 +232,7 @@ class ServingPolicy:
         ok = catalog.servable.copy()
         if only is not None:
             ok &= only[: catalog.n]
-        for i in sorted(user.shown, key=lambda i: catalog.shown_cnt[i]):  # movie ids
+        for i in sorted(user.shown, key=lambda i: catalog.shown_cnt[i]):
             if want <= 0:
                 return
             if ok[i] and i not in banned:

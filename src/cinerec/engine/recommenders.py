@@ -167,7 +167,7 @@ class ItemToItemRecommender(Recommender):
         cols = both.indices
         lift = np.bincount(cols, np.log1p(c / pa[cols]), minlength=n)
         lift -= np.bincount(cols, np.log1p(e / self.prior), minlength=n)
-        return np.exp(np.log(np.maximum(p, 1e-12)) + lift[:n] / np.sqrt(len(likes)))
+        return np.exp(np.log(np.maximum(p, 1e-12)) + lift / np.sqrt(len(likes)))
 
     def _histories(self, users: Sequence[UserState], n: int) -> sparse.csr_matrix:
         """A row per user over the ``history`` movies they met last: 1 for met, 1 + _PACK

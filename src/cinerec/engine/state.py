@@ -66,6 +66,11 @@ class UserState:
         self.seen_liked.append(0)
         return True
 
+    def likes(self, idx: int) -> bool:
+        """Whether the user currently likes ``idx`` (O(1), unlike a search of ``liked``)."""
+        pos = self.seen_at.get(idx)
+        return pos is not None and self.seen_liked[pos] == 1
+
     @property
     def is_cold(self) -> bool:
         return not self.interactions and not self.favorite_genres
@@ -221,7 +226,7 @@ class Catalog:
 
     def remove_liker(self, idx: int, user: UserState) -> None:
         """``user`` no longer likes ``idx`` (a later dislike): O(likes), and rare."""
-        if idx in user.liked:
+        if user.likes(idx):
             user.liked.remove(idx)
             user.seen_liked[user.seen_at[idx]] = 0
             self.likers[idx].remove(user.idx)
