@@ -2,10 +2,15 @@
 # Closed-loop simulation over real HTTP (contract A), as the course grader drives the service:
 # starts `cinerec serve` on a fresh SQLite store, runs `cinerec simulate` against it with the
 # reference policies in the same run, and writes docs/simulation/<dataset>.{json,png}.
+# A data set is a MovieLens folder or a synthetic population, synthetic:<preset> (skewed,
+# mild, holdout), written as docs/simulation/synthetic-<preset>.{json,png}.
 #
 #   benchmarks/simulate_http.sh ../shared/datasets/ml-100k [more datasets...]
+#   benchmarks/simulate_http.sh synthetic:skewed synthetic:mild synthetic:holdout
+#   .venv/bin/python benchmarks/populations.py     # one table over docs/simulation/*.json
 #
-# Environment: USERS (1000), REQUESTS (8), CONCURRENCY (50), SEED (0), OUT (docs/simulation); any
+# Environment: USERS (1000), REQUESTS (8), CONCURRENCY (50), SEED (0), OUT (docs/simulation),
+# TIME_SCALE (1.0), SIM_ARGS (more `cinerec simulate` flags, e.g. "--items 5000"); any
 # CINEREC_* setting passes through to the server (the service runs on its defaults otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +18,10 @@ export OPENBLAS_NUM_THREADS=1
 OUT="${OUT:-docs/simulation}"
 CINEREC=.venv/bin/cinerec
 for dataset in "$@"; do
-  name="$(basename "$dataset")"
+  case "$dataset" in
+    synthetic:*) name="synthetic-${dataset#synthetic:}" ;;
+    *) name="$(basename "$dataset")" ;;
+  esac
   work="$(mktemp -d)"
   CINEREC_DATA_DIR="$work" "$CINEREC" serve --port 5101 --collector-port 5100 \
     --database-url "sqlite:///$work/sim.db" >"$work/server.log" 2>&1 &
@@ -26,7 +34,7 @@ for dataset in "$@"; do
   "$CINEREC" simulate "$dataset" --url http://127.0.0.1:5101 \
     --collector-url http://127.0.0.1:5100 --users "${USERS:-1000}" \
     --requests "${REQUESTS:-8}" --concurrency "${CONCURRENCY:-50}" --seed "${SEED:-0}" \
-    --out "$OUT/$name"
+    --time-scale "${TIME_SCALE:-1.0}" --out "$OUT/$name" ${SIM_ARGS:-}
   kill "$server"
   wait "$server" 2>/dev/null || true
   trap - EXIT

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +27,11 @@ app.add_typer(import_app, name="import")
 #: idle keep-alive connections live this long (uvicorn's 5 s default raced clients that pause
 #: a few seconds between requests: the reused connection was closed under them)
 KEEP_ALIVE_S = 75
+
+#: reference policies every ``cinerec simulate`` run carries unless told otherwise
+DEFAULT_REFERENCES = (
+    "random,most_popular,most_liked,course_baseline,cooccurrence,item_to_item_explore"
+)
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -252,7 +257,13 @@ def evaluate(
 
 @app.command()
 def simulate(
-    dataset: Annotated[Path, typer.Argument(help="MovieLens folder (100K, 1M, latest)")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="MovieLens folder (100K, 1M, latest), or a synthetic population: "
+            "synthetic:skewed, synthetic:mild, synthetic:holdout"
+        ),
+    ],
     url: Annotated[
         str | None, typer.Option(help="service base URL (contract A); default: in process")
     ] = None,
@@ -263,14 +274,36 @@ def simulate(
     time_scale: Annotated[float, typer.Option(help="multiplies every pause")] = 1.0,
     references: Annotated[
         str, typer.Option(help="comma-separated reference policies, or 'none'")
-    ] = "random,most_popular,course_baseline,cooccurrence",
+    ] = DEFAULT_REFERENCES,
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(help="report path without suffix")] = None,
     database_url: Annotated[
         str | None, typer.Option(help="store of the in-process service (default: temp SQLite)")
     ] = None,
+    min_relevant: Annotated[
+        int | None,
+        typer.Option(help="users need this many relevant movies (default 5 synthetic, 1 folder)"),
+    ] = None,
+    items: Annotated[int | None, typer.Option(help="synthetic: catalogue size")] = None,
+    zipf: Annotated[
+        float | None, typer.Option(help="synthetic: popularity skew (Zipf exponent)")
+    ] = None,
+    ratings_per_user: Annotated[
+        float | None, typer.Option(help="synthetic: median ratings per user (log-normal)")
+    ] = None,
+    genres: Annotated[int | None, typer.Option(help="synthetic: number of genres")] = None,
+    relevant_share: Annotated[
+        float | None, typer.Option(help="synthetic: relevant = this top share of each user")
+    ] = None,
+    relevant_rating: Annotated[
+        float | None, typer.Option(help="synthetic: relevant = at least this many stars of 5")
+    ] = None,
+    recent_share: Annotated[
+        float | None, typer.Option(help="synthetic: share of recent movies (little history)")
+    ] = None,
 ) -> None:
-    """Replay a rating data set as live users against the service and reference policies."""
+    """Replay a rating data set, or a synthetic population, as live users against the service
+    and reference policies."""
     import time
 
     from cinerec.simulation import (
@@ -280,7 +313,9 @@ def simulate(
         ServiceTarget,
         compare,
         in_process_service,
+        is_synthetic,
         load_world,
+        synthetic_world,
         table,
     )
     from cinerec.simulation import simulate as run_simulation
@@ -291,8 +326,29 @@ def simulate(
         raise typer.BadParameter(
             f"unknown reference policies {unknown}; choose from {sorted(REFERENCE_POLICIES)}"
         )
+    flags: dict[str, Any] = {
+        "items": items,
+        "zipf": zipf,
+        "ratings_per_user": ratings_per_user,
+        "genres": genres,
+        "relevant_share": relevant_share,
+        "relevant_rating": relevant_rating,
+        "recent_share": recent_share,
+    }
     try:
-        world = load_world(dataset, n_users=users, seed=seed)
+        if is_synthetic(dataset):
+            world = synthetic_world(
+                dataset,
+                n_users=users,
+                min_relevant=5 if min_relevant is None else min_relevant,
+                seed=seed,
+                **flags,
+            )
+        else:
+            given = sorted(f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None)
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for synthetic:<preset> populations")
+            world = load_world(dataset, n_users=users, seed=seed, min_relevant=min_relevant or 1)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     b = Behaviour(requests=requests, concurrency=concurrency, time_scale=time_scale, seed=seed)
@@ -310,7 +366,13 @@ def simulate(
         "dataset": str(dataset),
         "target": url or "in process",
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "shape": {k: round(v, 4) for k, v in world.shape.items()},
+        **({"population": world.params} if world.params else {}),
     }
+    typer.echo(
+        f"{world.name}: {len(world.users)} users, {world.n_items} movies; population "
+        + ", ".join(f"{k} {v:.3g}" for k, v in world.shape.items())
+    )
     results, _ = run_simulation(world, target, refs, b, out, meta)
     if svc is not None:
         svc.close()

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         default=0.3, gt=0, description="full refit once events grew by this share since the last"
     )
     min_retrain_interval_s: float = Field(default=10.0, ge=0)
+    ranker_warm_users: int = Field(
+        default=600, ge=0, description="held-out users whose candidates train the ranker"
+    )
+    ranker_cold_users: int = Field(
+        default=200, ge=0, description="users masked entirely to teach the ranker cold start"
+    )
     training_half_life_days: float = Field(
         default=0.0,
         ge=0,

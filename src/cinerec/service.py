@@ -273,18 +273,31 @@ class RecService:
         genres: Sequence[str] = (),
         explore: bool = True,
         session_id: str | None = None,
+        record: bool = True,
     ) -> RecResult:
+        """``record=False`` is a preview: nothing is logged or marked shown."""
         k = k or self.settings.recommendation_size
         items = self.engine.recommend(
-            user_id, k, source=source, exclude=exclude, genres=genres, explore=explore
+            user_id,
+            k,
+            source=source,
+            exclude=exclude,
+            genres=genres,
+            explore=explore,
+            mark_shown=record,
         )
         session_id = session_id or uuid.uuid4().hex
         main = _main_source(items, source)
-        self.rec_log.put(
-            RecLogEntry(
-                session_id, user_id, [i.movie_id for i in items], [i.source for i in items], main
+        if record:
+            self.rec_log.put(
+                RecLogEntry(
+                    session_id,
+                    user_id,
+                    [i.movie_id for i in items],
+                    [i.source for i in items],
+                    main,
+                )
             )
-        )
         return RecResult(user_id, session_id, items, main)
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:

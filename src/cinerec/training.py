@@ -4,11 +4,11 @@ Training data comes from the engine's serving state (which the store rebuilt at 
 so the weights per event kind are exactly the ones serving uses: one path for the CLI, the
 worker, the scheduler and the admin endpoint.
 
-Promotion: a candidate is fitted with one positive interaction held out for a sample of
-users, scored on those hold-outs (nDCG@10, HR@10), and serves only if it is not worse than
-the serving model of the same kind on the same slice beyond ``promotion_tolerance``. The
-held-out interactions are missed by the fit only, not by serving: fold-in scoring always
-uses the user's current row.
+Promotion: a candidate is fitted with 20 % of the positives of a sample of users held out,
+scored on those hold-outs (nDCG@10, HR@10), and serves unless it is worse than the serving
+model of the same kind (by that one's own check, while the data has not grown by 10 %) beyond
+``promotion_tolerance``. What serves is then refitted on everything. The ranker that orders
+the default list is trained on the same slice (:mod:`cinerec.ranker_training`).
 
 Columns: the training matrix has one column per movie with at least one interaction (not per
 catalogue movie), so the dense-model limit counts movies people actually reached. A model's
@@ -36,11 +36,13 @@ import scipy.sparse as sp
 from cinerec.config import Settings
 from cinerec.domain import ModelRecord
 from cinerec.engine import Engine
+from cinerec.engine.ranking import Ranker, load_ranker
 from cinerec.engine.recommenders import Recommender
 from cinerec.engine.state import Catalog, UserState
 from cinerec.evaluation.metrics import ndcg_at_k
 from cinerec.models import Model, load_model, make_model
 from cinerec.models.features import cold_item_features, item_features, user_genre_features
+from cinerec.ranker_training import choose_ranker, offline_groups
 from cinerec.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,11 @@ class TrainingData:
     generation: int
     #: newest event time in the data (decay reference); None when decay is off
     t_ref: float | None = None
+    #: catalogue dense id of each column
+    item_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: same pattern as ``interactions``: 1-based order of each cell among the user's events
+    #: (by event time, then arrival), for "the last events of each user" hold-outs
+    order: sp.csr_matrix | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -103,9 +110,8 @@ def build_training_data(engine: Engine, half_life_days: float = 0.0) -> Training
             rows.extend([uidx] * len(inter))
             cols.extend(inter.keys())
             vals.extend(inter.values())
-            if decay:
-                ts = u.interaction_ts
-                times.extend([ts.get(i, math.nan) for i in inter])
+            ts = u.interaction_ts
+            times.extend([ts.get(i, math.nan) for i in inter])
         items, col_idx = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
         genres = [tuple(cat.genres.external(g) for g in cat.movie_genres[i]) for i in items]
         years = [cat.years[i] for i in items]
@@ -114,18 +120,27 @@ def build_training_data(engine: Engine, half_life_days: float = 0.0) -> Training
         user_ids = engine.user_ids.externals(range(n_users))
         generation = engine.generation
     v = np.asarray(vals, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
     t_ref = None
-    if decay and len(times):
-        t = np.asarray(times, dtype=np.float64)
-        if np.isfinite(t).any():
-            t_ref = float(np.nanmax(t))
-            v = v * decay_factors(t, t_ref, half_life_days)
-    x = sp.csr_matrix(
-        (v.astype(np.float32), (np.asarray(rows, dtype=np.int64), col_idx.ravel())),
-        shape=(n_users, len(items)),
-    )
+    if decay and len(t) and np.isfinite(t).any():
+        t_ref = float(np.nanmax(t))
+        v = v * decay_factors(t, t_ref, half_life_days)
+    r = np.asarray(rows, dtype=np.int64)
+    c = col_idx.ravel()
+    shape = (n_users, len(items))
+    x = sp.csr_matrix((v.astype(np.float32), (r, c)), shape=shape)
     x.sum_duplicates()
-    return TrainingData(x, genres, years, n_events, item_ids, user_ids, generation, t_ref)
+    # Order of each user's events: by time (unknown times first), then by arrival.
+    seq = np.arange(len(r))
+    by = np.lexsort((seq, np.nan_to_num(t, nan=-np.inf), r))
+    rank = np.empty(len(r), dtype=np.float64)
+    starts = np.r_[0, np.flatnonzero(np.diff(r[by])) + 1]
+    rank[by] = seq - np.repeat(starts, np.diff(np.r_[starts, len(r)])) + 1.0
+    order = sp.csr_matrix((rank, (r, c)), shape=shape)
+    order.sum_duplicates()
+    return TrainingData(
+        x, genres, years, n_events, item_ids, user_ids, generation, t_ref, items, order
+    )
 
 
 def _positions(ids: list[str], first: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -227,30 +242,42 @@ def keep_top_items(data: TrainingData, holdout: Holdout, n: int) -> tuple[Traini
 
 
 def holdout_split(
-    x: sp.csr_matrix, n_users: int, seed: int = 0
+    x: sp.csr_matrix,
+    n_users: int,
+    seed: int = 0,
+    order: sp.csr_matrix | None = None,
+    share: float = 0.2,
+    most: int = 10,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Remove one random positive of up to ``n_users`` users with at least 3 positives.
+    """Hold out the last ``share`` of the positives (at least 1, at most ``most``) of up to
+    ``n_users`` users with at least 3 positives; "last" by ``order`` (same pattern as ``x``,
+    higher = later), or at random without it.
 
-    Returns ``(train, users, items)``: the matrix without the held-out cells and, per held-out
-    user, the hidden item.
+    Returns ``(train, users, items)``: the matrix without the held-out cells and the held-out
+    ``(user, item)`` pairs (a user appears once per held-out item).
     """
     rng = np.random.default_rng(seed)
     pos = (x > 0).astype(np.int32)
     counts = np.asarray(pos.sum(axis=1)).ravel()
     eligible = np.flatnonzero(counts >= 3)
-    users = rng.choice(eligible, size=min(n_users, len(eligible)), replace=False)
-    users.sort()
-    items = np.empty(len(users), dtype=np.int64)
-    x = x.tolil(copy=True)
-    for j, u in enumerate(users):
-        row = np.asarray(x.rows[u])
-        vals = np.asarray(x.data[u])
-        candidates = row[vals > 0]
-        items[j] = candidates[rng.integers(len(candidates))]
-        x[u, items[j]] = 0
-    train = x.tocsr()
+    chosen = rng.choice(eligible, size=min(n_users, len(eligible)), replace=False)
+    chosen.sort()
+    users: list[int] = []
+    items: list[int] = []
+    keep = np.ones(x.nnz, dtype=bool)
+    for u in chosen:
+        lo, hi = x.indptr[u], x.indptr[u + 1]
+        cells = np.arange(lo, hi)[x.data[lo:hi] > 0]
+        when = order.data[cells] if order is not None else rng.random(len(cells))
+        n = int(min(max(1, round(share * len(cells))), most, len(cells) - 2))
+        out = cells[np.argsort(-when, kind="stable")[:n]]
+        keep[out] = False
+        users.extend([int(u)] * n)
+        items.extend(x.indices[out].tolist())
+    train = x.copy()
+    train.data = np.where(keep, train.data, 0).astype(train.data.dtype)
     train.eliminate_zeros()
-    return train, users, items
+    return train, np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
 
 
 def holdout_metrics(
@@ -263,27 +290,34 @@ def holdout_metrics(
 ) -> dict[str, float]:
     if len(users) == 0:
         return {}
+    uniq, row = np.unique(users, return_inverse=True)
     uf = features.get("user_features")
     reco, _ = model.recommend(
-        train[users],
+        train[uniq],
         k=k,
         filter_seen=True,
-        user_features=None if uf is None else uf[users],
-        user_ids=users,
+        user_features=None if uf is None else uf[uniq],
+        user_ids=uniq,
     )
-    # A held-out movie the model has no column for (-1, see keep_top_items) is a miss: score
-    # the others and count those users as zero.
-    valid = items >= 0
+    # A held-out movie the model has no column for (-1, see keep_top_items) is a miss: it
+    # counts in the ideal (column n, which no model recommends) and is never found.
+    n = train.shape[1]
     truth = sp.csr_matrix(
-        (np.ones(int(valid.sum())), (np.flatnonzero(valid), items[valid])),
-        shape=(len(users), train.shape[1]),
+        (np.ones(len(items)), (row, np.where(items >= 0, items, n))), shape=(len(uniq), n + 1)
     )
-    hits = (reco == items[:, None]).any(axis=1) & valid
-    ndcg = ndcg_at_k(reco[valid], truth[valid], k) * valid.mean() if valid.any() else 0.0
+    truth.sum_duplicates()
+    truth.data[:] = 1.0
+    hits = np.asarray(
+        [
+            np.isin(reco[j], truth.indices[truth.indptr[j] : truth.indptr[j + 1]]).any()
+            for j in range(len(uniq))
+        ]
+    )
+    ndcg = ndcg_at_k(reco, truth, k)
     return {
         "ndcg@10": round(float(ndcg), 5),
         "hr@10": round(float(hits.mean()), 5),
-        "holdout_users": float(len(users)),
+        "holdout_users": float(len(uniq)),
     }
 
 
@@ -407,6 +441,8 @@ def ids_path(model_path: str | Path) -> Path:
 class TrainReport:
     mode: str
     trained: list[ModelRecord] = field(default_factory=list)
+    #: the ranker chosen by this run (None without evidence yet)
+    ranker: ModelRecord | None = None
     serving: list[str] = field(default_factory=list)
     skipped: str | None = None
     seconds: float = 0.0
@@ -424,6 +460,8 @@ class Trainer:
         self.last_trained_events = 0
         self.last_full = 0.0
         self.last_run = 0.0
+        self.last_attempt = 0.0
+        self.ranker_record: ModelRecord | None = None
 
     # -- serving set -----------------------------------------------------------------------
     def serving(self) -> dict[str, ModelRecommender]:
@@ -436,9 +474,9 @@ class Trainer:
         self._choose_personal()
 
     def _choose_personal(self) -> None:
-        """``serving_model`` if it serves; on "auto", every serving model competes for the
-        personal share on live traffic (``Engine.pick_personal``), and the best one on the
-        held-out check is the one named as personal (reports, `/models`)."""
+        """Which serving models propose candidates to the ranker: ``serving_model`` alone if
+        it serves; on "auto", all of them (the best one on the held-out check is the one named
+        as personal in reports and `/models`)."""
         serving = self.serving()
         eng = self.engine
         eng.personal_pool = []
@@ -448,6 +486,7 @@ class Trainer:
         wanted = self.settings.serving_model
         if wanted != "auto" and wanted in serving:
             eng.personal = wanted
+            eng.personal_pool = [wanted]
             return
         best = max(serving.values(), key=lambda r: r.record.metrics.get("ndcg@10", 0.0))
         eng.personal = best.name
@@ -458,6 +497,14 @@ class Trainer:
         current = {r.record.version for r in self.serving().values()}
         for rec in self.store.serving_models():
             if rec.version in current or not Path(rec.path).exists():
+                continue
+            if rec.kind == "ranker":
+                if self.ranker_record is None or self.ranker_record.version != rec.version:
+                    ranker = load_ranker(Path(rec.path))
+                    with self.engine.lock:
+                        self.engine.ranker = ranker
+                    self.ranker_record = rec
+                    log.info("serving ranker %s (%s)", rec.version, ranker.name)
                 continue
             items, users = load_ids(ids_path(rec.path))
             with self.engine.lock:
@@ -473,9 +520,12 @@ class Trainer:
             self.engine.recommenders.pop(name, None)
         self.engine.personal = None
         self.engine.personal_pool = []
+        self.engine.ranker = None
+        self.ranker_record = None
         if self.model_dir.exists():
-            for f in [*self.model_dir.glob("*.npz"), *self.model_dir.glob("*.ids.json")]:
-                f.unlink(missing_ok=True)
+            for pattern in ("*.npz", "*.ids.json", "ranker-*.json"):
+                for f in self.model_dir.glob(pattern):
+                    f.unlink(missing_ok=True)
         self.last_trained_events = 0
 
     # -- training --------------------------------------------------------------------------
@@ -483,9 +533,22 @@ class Trainer:
         return list(dict.fromkeys(self.settings.models))
 
     def train(self, mode: str = "full") -> TrainReport:
+        """Fit the personal models and the ranker; promote what is not worse on held-out
+        evidence; serve the promoted models refitted on all the data.
+
+        1. Hold out the last positives of a sample of users; fit every model without them.
+        2. Promote a model unless its held-out nDCG@10 is worse than the serving one's (the
+           figure of that one's own check, while the data has not grown by 10 %).
+        3. Train the ranker on the candidates of the held-out slice (with the models as fitted
+           in 1) and on logged impressions; serve the best ranker on validation groups
+           (:func:`cinerec.ranker_training.choose_ranker`).
+        4. Refit each promoted model on everything (what serves is what was checked, plus the
+           held-out slice) and swap it in.
+        """
         if mode not in ("full", "incremental"):
             raise ValueError("mode must be 'full' or 'incremental'")
         with self._lock:
+            self.last_attempt = time.time()
             t0 = time.perf_counter()
             report = TrainReport(mode)
             data = build_training_data(self.engine, self.settings.training_half_life_days)
@@ -495,82 +558,193 @@ class Trainer:
                 return report
             if mode == "incremental" and not self.serving():
                 mode = report.mode = "full"  # nothing to update yet
+            # Random positives, not each user's last ones: imported history often arrives in an
+            # arbitrary order (by movie id, by user), and a last-events slice taught the ranker
+            # that order instead of taste (docs/ranking.md). What comes next is what the
+            # online evidence (logged impressions) teaches.
             holdout = Holdout(*holdout_split(data.interactions, HOLDOUT_USERS))
             serving = self.serving()
             targets = self.kinds(data) if mode == "full" else list(serving)
+            promoted: list[tuple[str, TrainingData, dict[str, float], float]] = []
+            checked: dict[str, Recommender] = {}
             for kind in targets:
                 old = serving.get(kind)
-                # the serving model's view: its items and users first, in its column order
-                old_data, old_hold = (
-                    align_to(data, holdout, old.item_ids, old.user_ids, self.engine)
-                    if old is not None
-                    else (data, holdout)
+                run_data, _, model, metrics, fit_s = self._fit_checked(
+                    kind, mode, data, holdout, old
                 )
-                if kind in DENSE_ITEM_MODELS:
-                    # refit from scratch on the most-liked movies (their partial_fit is a
-                    # refit anyway, and the head of the catalogue moves as likes arrive)
-                    model = make_model(kind)
-                    run_data, hold = keep_top_items(
-                        data, holdout, self.settings.dense_model_max_items
-                    )
-                elif mode == "incremental" and old is not None:
-                    model = old.model
-                    # partial_fit mutates; keep serving the old object until the swap
-                    model = load_model(self._save_tmp(model))
-                    run_data, hold = old_data, old_hold
-                else:
-                    model = make_model(kind)
-                    run_data, hold = data, holdout
-                feats = model_features(run_data, model, hold.train)
-                fit_t0 = time.perf_counter()
-                fit = model.partial_fit if mode == "incremental" else model.fit
-                fit(
-                    hold.train,
-                    feats.get("item_features"),
-                    feats.get("user_features"),
-                    item_feature_names=feats.get("item_feature_names"),
-                )
-                fit_s = time.perf_counter() - fit_t0
-                metrics = holdout_metrics(model, hold.train, hold.users, hold.items, feats)
-                model.metrics = metrics
+                checked[kind] = self._recommender(model, kind, run_data)
                 status = "serving"
-                if old is not None:
-                    old_feats = model_features(old_data, old.model, old_hold.train)
-                    old_metrics = holdout_metrics(
-                        old.model, old_hold.train, old_hold.users, old_hold.items, old_feats
-                    )
-                    if (
-                        metrics.get("ndcg@10", 0)
-                        < old_metrics.get("ndcg@10", 0) - self.settings.promotion_tolerance
-                    ):
+                if old is not None and old.record.n_events >= 0.9 * data.n_events:
+                    # The serving model was refitted on everything of its day, held-out cells
+                    # of today included: scoring it on today's slice would flatter it. It is
+                    # compared by the figure of its own check, and only while the data is
+                    # about the same; once it has grown, the newer fit serves.
+                    served = old.record.metrics.get("ndcg@10", 0.0)
+                    if metrics.get("ndcg@10", 0) < served - self.settings.promotion_tolerance:
                         status = "rejected"
-                        metrics["serving_ndcg@10"] = old_metrics.get("ndcg@10", 0.0)
-                if self.engine.generation != data.generation:
-                    report.skipped = "state was reset (/cleanup) during training"
-                    return report
-                record = self._register(model, kind, mode, run_data, fit_s, status, metrics)
-                report.trained.append(record)
+                        metrics["serving_ndcg@10"] = served
                 if status == "serving":
-                    with self.engine.lock:
-                        if self.engine.generation != data.generation:
-                            report.skipped = "state was reset (/cleanup) during training"
-                            return report
-                        self._activate(
-                            ModelRecommender(
-                                model,
-                                record,
-                                run_data.item_ids,
-                                run_data.user_ids,
-                                self.engine.catalog,
-                            )
+                    promoted.append((kind, run_data, metrics, fit_s))
+                else:
+                    report.trained.append(
+                        self._register(model, kind, mode, run_data, fit_s, status, metrics)
+                    )
+            if self.engine.generation != data.generation:
+                report.skipped = "state was reset (/cleanup) during training"
+                return report
+            ranker_record = self._train_ranker(data, holdout, checked, mode)
+            for kind, run_data, metrics, fit_s in promoted:
+                model, fit_all_s = self._refit_all(kind, mode, run_data, serving.get(kind))
+                model.metrics = metrics
+                record = self._register(
+                    model, kind, mode, run_data, fit_s + fit_all_s, "serving", metrics
+                )
+                report.trained.append(record)
+                with self.engine.lock:
+                    if self.engine.generation != data.generation:
+                        report.skipped = "state was reset (/cleanup) during training"
+                        return report
+                    self._activate(
+                        ModelRecommender(
+                            model, record, run_data.item_ids, run_data.user_ids, self.engine.catalog
                         )
+                    )
+            if ranker_record is not None:
+                with self.engine.lock:
+                    if self.engine.generation != data.generation:
+                        report.skipped = "state was reset (/cleanup) during training"
+                        return report
+                    self.store.add_model(ranker_record[0])
+                    self.engine.ranker = ranker_record[1]
+                    self.ranker_record = ranker_record[0]
+                report.ranker = ranker_record[0]
             self.last_trained_events = data.n_events
             self.last_run = time.time()
             if mode == "full":
                 self.last_full = self.last_run
             report.serving = [r.record.version for r in self.serving().values()]
+            if self.ranker_record is not None:
+                report.serving.append(self.ranker_record.version)
             report.seconds = round(time.perf_counter() - t0, 3)
             return report
+
+    def _fit_checked(
+        self,
+        kind: str,
+        mode: str,
+        data: TrainingData,
+        holdout: Holdout,
+        old: ModelRecommender | None,
+    ) -> tuple[TrainingData, Holdout, Model, dict[str, float], float]:
+        """Fit one kind without the held-out slice and score it on the slice."""
+        if kind in DENSE_ITEM_MODELS:
+            # refit from scratch on the most-liked movies (their partial_fit is a refit
+            # anyway, and the head of the catalogue moves as likes arrive)
+            model = make_model(kind)
+            run_data, hold = keep_top_items(data, holdout, self.settings.dense_model_max_items)
+        elif mode == "incremental" and old is not None:
+            # partial_fit mutates; keep serving the old object until the swap
+            model = load_model(self._save_tmp(old.model))
+            run_data, hold = align_to(data, holdout, old.item_ids, old.user_ids, self.engine)
+        else:
+            model = make_model(kind)
+            run_data, hold = data, holdout
+        feats = model_features(run_data, model, hold.train)
+        fit_t0 = time.perf_counter()
+        fit = model.partial_fit if mode == "incremental" else model.fit
+        fit(
+            hold.train,
+            feats.get("item_features"),
+            feats.get("user_features"),
+            item_feature_names=feats.get("item_feature_names"),
+        )
+        fit_s = time.perf_counter() - fit_t0
+        metrics = holdout_metrics(model, hold.train, hold.users, hold.items, feats)
+        model.metrics = metrics
+        return run_data, hold, model, metrics, fit_s
+
+    def _refit_all(
+        self, kind: str, mode: str, run_data: TrainingData, old: ModelRecommender | None
+    ) -> tuple[Model, float]:
+        """The promoted kind fitted again on every interaction (held-out slice included)."""
+        if mode == "incremental" and old is not None and kind not in DENSE_ITEM_MODELS:
+            model = load_model(self._save_tmp(old.model))
+            fit = model.partial_fit
+        else:
+            model = make_model(kind)
+            fit = model.fit
+        x = run_data.interactions
+        feats = model_features(run_data, model, x)
+        t0 = time.perf_counter()
+        fit(
+            x,
+            feats.get("item_features"),
+            feats.get("user_features"),
+            item_feature_names=feats.get("item_feature_names"),
+        )
+        return model, time.perf_counter() - t0
+
+    def _recommender(self, model: Model, kind: str, data: TrainingData) -> ModelRecommender:
+        """A model as a source over this engine's ids, outside serving (ranker training)."""
+        record = ModelRecord(kind, kind, {}, {}, "check", 0, 0, 0, 0.0, "candidate", "")
+        with self.engine.lock:
+            return ModelRecommender(
+                model, record, data.item_ids, data.user_ids, self.engine.catalog
+            )
+
+    def _train_ranker(
+        self,
+        data: TrainingData,
+        holdout: Holdout,
+        checked: dict[str, Recommender],
+        mode: str,
+    ) -> tuple[ModelRecord, Ranker] | None:
+        """Fit and choose the ranker (see :mod:`cinerec.ranker_training`); the record to
+        register and the ranker, or None when there is no evidence yet."""
+        t0 = time.perf_counter()
+        groups = offline_groups(
+            self.engine,
+            holdout.users,
+            holdout.items,
+            data.item_idx,
+            checked,
+            x=data.interactions,
+            warm_users=self.settings.ranker_warm_users,
+            cold_users=self.settings.ranker_cold_users,
+        )
+        with self.engine.lock:
+            online = self.engine.impressions.snapshot()
+        choice = choose_ranker(groups + online, self.engine.ranker)
+        if choice is None:
+            return None
+        version = f"ranker-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        path = self.model_dir / f"{version}.json"
+        ranker = choice.ranker
+        ranker.save(path)
+        metrics = {
+            "ndcg@10": choice.scores.get(
+                f"warm:{ranker.warm.name}", choice.scores.get("warm:serving", 0.0)
+            ),
+            **{f"valid_ndcg@10:{k}": v for k, v in choice.scores.items()},
+            "groups_offline": float(sum(g.origin == "offline" for g in groups)),
+            "groups_online": float(len(online)),
+        }
+        record = ModelRecord(
+            version,
+            "ranker",
+            {"ranker": ranker.name},
+            metrics,
+            mode,
+            choice.n_train,
+            choice.n_valid,
+            data.n_events,
+            round(time.perf_counter() - t0, 3),
+            "serving",
+            str(path),
+        )
+        log.info("ranker %s (%s): %s", version, ranker.name, choice.scores)
+        return record, ranker
 
     def _save_tmp(self, model: Model) -> Path:
         path = self.model_dir / f"tmp-{uuid.uuid4().hex}.npz"
@@ -613,6 +787,15 @@ class Trainer:
     def due(self, now: float | None = None) -> str | None:
         """Which run the schedule asks for now, if any."""
         now = now or time.time()
+        untrained = not self.serving() and self.engine.ranker is None
+        if (
+            untrained
+            and self.engine.n_events >= self.settings.min_events_to_train
+            and now - self.last_attempt >= self.settings.min_retrain_interval_s
+        ):
+            # A store with events and nothing trained (an import, the demo): train at once,
+            # whether or not events arrived since start-up.
+            return "full"
         new_events = self.engine.n_events - self.last_trained_events
         if new_events < self.settings.min_events_to_train:
             return None

@@ -281,7 +281,7 @@ def test_event_for_an_unknown_movie_is_kept_and_ignored_until_the_movie_is_added
     assert client.post(f"{V1}/movies", json={"id": "future", "genres": ["Drama"]}).is_success
     first = recommend(client, "newcomer")
     assert first[0]["movie_id"] == "future"
-    assert first[0]["source"] in {"item_to_item", "popular"}
+    assert first[0]["source"] in {"item_to_item", "popular", "like_rate", "newest"}
 
 
 def test_not_interested_is_never_recommended(client: TestClient, add_items: AddItems) -> None:
@@ -353,8 +353,8 @@ def test_unknown_source_is_a_422_that_lists_the_sources(client: TestClient) -> N
     r = client.get(f"{V1}/recommendations/u", params={"source": "magic"})
     assert r.status_code == 422
     assert r.json()["detail"] == (
-        "unknown source magic; available: genre_top, item_to_item, like_rate, newest, popular,"
-        " top_rated"
+        "unknown source magic; available: co_likes, genre_top, item_to_item, like_rate, newest,"
+        " popular, top_rated"
     )
 
 

@@ -18,7 +18,9 @@ from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine.ids import IdMap
 from cinerec.engine.policy import BlendPart, Pick, ServingPolicy, top_n
+from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
+    CoLikesRecommender,
     GenreTopRecommender,
     ItemToItemRecommender,
     LikeRateRecommender,
@@ -48,6 +50,10 @@ class UnknownSourceError(ValueError):
     pass
 
 
+#: likers of a movie whose other likes make its "similar movies"
+SIMILAR_LIKERS = 500
+
+
 class Engine:
     def __init__(
         self,
@@ -64,21 +70,27 @@ class Engine:
         self.policy = ServingPolicy(exploration_share, seed, exploration_saturation)
         self.lock = threading.RLock()
         self.recommenders: dict[str, Recommender] = {}
-        #: name of the personal model in the default blend (set by the trainer); with
-        #: ``personal_pool`` set, the pool's best online performer instead (see pick_personal)
+        #: the personal model with the best held-out figure (reports; set by the trainer)
         self.personal: str | None = None
-        #: models competing for the personal share on live traffic (set by the trainer)
+        #: personal models that propose candidates to the ranker (set by the trainer)
         self.personal_pool: list[str] = []
+        #: orders the candidates of the default list (None until one is trained: then a
+        #: bandit over the sources fills the list)
+        self.ranker: Ranker | None = None
+        self.impressions = ImpressionLog()
+        self._feature_cache: dict[str, Any] = {}
         self._rng = np.random.default_rng(seed)
         #: bumped by reset(); lets long jobs notice the state they started from is gone
         self.generation = 0
         self.prior_count = prior_count
         self.genre_top_source = GenreTopRecommender(prior_count)
         like_rate = LikeRateRecommender()
+        item_to_item = ItemToItemRecommender(like_rate, lambda idx: self.users[idx])
         for rec in (
             PopularRecommender(),
             like_rate,
-            ItemToItemRecommender(like_rate, lambda idx: self.users[idx]),
+            item_to_item,
+            CoLikesRecommender(item_to_item),
             TopRatedRecommender(prior_count),
             NewestRecommender(),
             self.genre_top_source,
@@ -95,6 +107,8 @@ class Engine:
                 del self.recommenders[name]
             self.personal = None
             self.personal_pool = []
+            self.ranker = None
+            self.impressions.clear()
             self.generation += 1
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
@@ -161,6 +175,7 @@ class Engine:
                             u.recent_likes.append(i)
                         if not u.likes(i):
                             cat.add_liker(i, u)
+                            self.impressions.like(u.idx, i)
                             if source := u.shown.get(i):
                                 self.tallies[source].liked += 1
                     cat.add_positive(i, weight, e.ts)
@@ -175,6 +190,7 @@ class Engine:
                     cat.add_rating(i, LIKE_STARS)
                 elif e.kind is EventKind.DISLIKE:
                     cat.add_rating(i, DISLIKE_STARS)
+            cat.tick += 1
 
     def mark_shown(
         self, user_id: str, movie_ids: Sequence[str], sources: Sequence[str] = ()
@@ -193,52 +209,68 @@ class Engine:
             u.shown[i] = source
             u.see(i)
             self.catalog.shown_cnt[i] += 1
+            self.catalog.tick += 1
             if source:
                 tally = self.tallies[source]
                 tally.shown += 1
                 if u.likes(i):  # replaying the rec log after the events (start-up)
                     tally.liked += 1
 
-    # -- online model choice -------------------------------------------------------------
-    def pick_personal(self) -> str | None:
-        """The personal model for one request.
+    # -- reads -------------------------------------------------------------------------
+    def candidate_sources(self) -> dict[str, Recommender]:
+        """Every source that proposes candidates: the built-in ones and the personal models
+        in ``personal_pool``."""
+        return {
+            name: rec
+            for name, rec in self.recommenders.items()
+            if name in self._builtin or name in self.personal_pool
+        }
 
-        With several models in ``personal_pool``, each request draws one by Thompson
-        sampling on the like rate of what each model showed (Beta(1 + liked, 1 + not
-        liked)): an A/B test that moves traffic to the model users like best as evidence
-        comes in, and never quite stops checking the others. Otherwise ``personal``.
-        """
-        pool = [m for m in self.personal_pool if m in self.recommenders]
-        if len(pool) < 2:
-            return pool[0] if pool else self.personal
+    def draw_source(self, sources: Sequence[str]) -> str:
+        """Thompson sampling over sources: each draws from Beta(1 + liked, 1 + not liked) of
+        what it showed; the highest draw wins. Evidence moves slots to the source users like,
+        and no source is ever quite written off."""
         draws = [
             self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
-            for t in (self.tallies[m] for m in pool)
+            for t in (self.tallies[s] for s in sources)
         ]
-        return pool[int(np.argmax(draws))]
+        return sources[int(np.argmax(draws))]
 
-    # -- reads -------------------------------------------------------------------------
-    def blend_for(self, u: UserState | None) -> list[BlendPart]:
-        """The default mix of sources for this user (personal models, when registered,
-        join it; see :meth:`register`)."""
-        r = self.recommenders
-        likes = u is not None and bool(u.recent_likes)
-        # Shares tuned with the closed-loop simulator (docs/simulation.md). item_to_item
-        # (co-likes per impression; the like rate for a user with no likes) carries most
-        # slots: it hit more per slot than the personal model there (0.26 vs 0.24 on
-        # ML-100K), and together they beat either alone. Cold movies reach warm users
-        # through exploration (least-shown first, ranked by this blend), so "newest"
-        # serves only users the service knows nothing about.
-        personal = self.pick_personal() if u is not None and u.interactions else None
-        if personal:
-            mix = [("item_to_item", 0.7), (personal, 0.3)]
-        elif likes:
-            mix = [("item_to_item", 0.8), ("genre_top", 0.2)]
-        elif u is not None and u.favorite_genres:
-            mix = [("genre_top", 0.5), ("item_to_item", 0.4), ("newest", 0.1)]
-        else:
-            mix = [("item_to_item", 0.9), ("newest", 0.1)]
-        return [BlendPart(r[name], w) for name, w in mix if name in r]
+    def _ranked(
+        self, cands: Candidates, n_main: int, explore: bool
+    ) -> tuple[list[Pick], list[int]]:
+        """The main slots: the ranker's order, with one slot (when exploring) given to a source
+        drawn by :meth:`draw_source`; every slot drawn that way while no ranker serves.
+        Returns the picks and their rows in ``cands``."""
+        picks: list[Pick] = []
+        rows: list[int] = []
+        taken: set[int] = set()
+        n_bandit = n_main
+        if self.ranker is not None and len(cands):
+            n_bandit = 1 if explore and n_main > 1 else 0
+            s = self.ranker.score(cands.features, cands.names)
+            for r in np.argsort(-s, kind="stable")[: n_main - n_bandit]:
+                i = int(cands.idx[r])
+                picks.append(Pick(i, cands.best_source[r], float(s[r])))
+                rows.append(int(r))
+                taken.add(i)
+        cursors = dict.fromkeys(cands.proposals, 0)
+        for _ in range(n_bandit):
+            open_ = [name for name, c in cursors.items() if c < len(cands.proposals[name])]
+            while open_:
+                name = self.draw_source(open_)
+                prop, c = cands.proposals[name], cursors[name]
+                while c < len(prop) and int(prop[c]) in taken:
+                    c += 1
+                cursors[name] = c + 1
+                if c < len(prop):
+                    i = int(prop[c])
+                    taken.add(i)
+                    picks.append(Pick(i, name, float(cands.scores[name][i])))
+                    rows.append(int(np.searchsorted(cands.idx, i)))
+                    break
+                open_.remove(name)
+        return picks, rows
 
     def genre_mask(self, genres: Sequence[str]) -> np.ndarray:
         mask = np.zeros(self.catalog.n, dtype=bool)
@@ -262,27 +294,43 @@ class Engine:
     ) -> list[Recommended]:
         """Top-``k`` movies for a user, each with the source that chose it.
 
-        ``source`` forces one recommender (``popular``, ``top_rated``, …); default is the
-        blend of :meth:`blend_for`. With ``mark_shown`` the answer joins the user's
-        never-show-again set before the lock is released, so concurrent requests of the
-        same user never overlap.
+        ``source`` forces one recommender (``popular``, ``top_rated``, …); the default list is
+        the ranker's order of every source's candidates (see :mod:`cinerec.engine.ranking`).
+        With ``mark_shown`` the answer joins the user's never-show-again set before the lock
+        is released, so concurrent requests of the same user never overlap, and the feature
+        rows of what was shown wait for the user's reaction (online ranker training).
         """
         with self.lock:
             u = self.user(user_id, create=mark_shown)
+            cat = self.catalog
+            ex = [i for i in (cat.ids.get(m) for m in exclude) if i is not None]
+            only = self.genre_mask(genres) if genres else None
             if source:
                 if source not in self.recommenders:
                     raise UnknownSourceError(source)
                 parts = [BlendPart(self.recommenders[source], 1.0)]
+                picks = self.policy.recommend(
+                    u, cat, parts, k, exclude=ex, only=only, explore=explore
+                )
+                rows: list[int] = []
+                cands = None
             else:
-                parts = self.blend_for(u)
-            ex = [i for i in (self.catalog.ids.get(m) for m in exclude) if i is not None]
-            only = self.genre_mask(genres) if genres else None
-            picks = self.policy.recommend(
-                u, self.catalog, parts, k, exclude=ex, only=only, explore=explore
-            )
+                ok = self.policy.allowed(u, cat, ex, only)
+                cands = gather(u, cat, self.candidate_sources(), ok, cache=self._feature_cache)
+                n_explore = self.policy.exploration_slots(cat, k) if explore else 0
+                picks, rows = self._ranked(cands, k - n_explore, explore)
+                ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
+                self.policy.complete(picks, u, cat, ok, k, ranked, [1.0] * len(ranked), ex, only)
             if mark_shown and u is not None:
                 for p in picks:
                     self._shown(u, p.idx, p.source)
+                if cands is not None and rows:
+                    self.impressions.add(
+                        u.idx,
+                        [p.idx for p in picks[: len(rows)]],
+                        cands.features[rows],
+                        cands.names,
+                    )
             return self._external(picks)
 
     def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
@@ -307,26 +355,38 @@ class Engine:
             return cat.ids.externals(top_n(scores, ok, limit, positive_only=False))
 
     def similar(self, movie_id: str, k: int) -> list[Recommended] | None:
-        """Movies like this one: shared genres, then quality. None for an unknown movie."""
+        """Movies like this one: liked by the same people (cosine of co-likes over the
+        movie's ``SIMILAR_LIKERS`` most recent likers), then shared genres and quality for the
+        rest (a movie nobody has liked yet). None for an unknown movie."""
         with self.lock:
             cat = self.catalog
             i = cat.ids.get(movie_id)
             if i is None or not cat.active[i]:
                 return None
-            gm = cat.genre_matrix()
-            g = gm[i]
-            inter = gm @ g
-            union = gm.sum(axis=1) + g.sum() - inter
-            jacc = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            quality = self.genre_top_source.quality(cat)
-            scores = jacc.astype(np.float64) + 0.1 * quality
             ok = cat.servable.copy()
             ok[i] = False
-            idx = top_n(scores, ok, k, positive_only=True)
-            return [
-                Recommended(cat.ids.external(int(j)), "similar_genres", float(scores[j]))
-                for j in idx
-            ]
+            out: list[Recommended] = []
+            likers = np.array(cat.likers.get(i) or (), dtype=np.int64)[-SIMILAR_LIKERS:]
+            if len(likers):
+                liked = np.concatenate([np.asarray(self.users[int(u)].liked) for u in likers])
+                co = np.bincount(liked.astype(np.int64), minlength=cat.n).astype(np.float64)
+                pos = np.maximum(cat.positive_cnt[: cat.n], 1.0)
+                cos = co / np.sqrt(pos * max(float(cat.positive_cnt[i]), 1.0))
+                for j in top_n(cos, ok, k, positive_only=True):
+                    out.append(Recommended(cat.ids.external(int(j)), "co_likes", float(cos[j])))
+                    ok[j] = False
+            if len(out) < k:
+                gm = cat.genre_matrix()
+                g = gm[i]
+                inter = gm @ g
+                union = gm.sum(axis=1) + g.sum() - inter
+                jacc = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+                scores = jacc.astype(np.float64) + 0.1 * self.genre_top_source.quality(cat)
+                for j in top_n(scores, ok, k - len(out), positive_only=True):
+                    out.append(
+                        Recommended(cat.ids.external(int(j)), "similar_genres", float(scores[j]))
+                    )
+            return out
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

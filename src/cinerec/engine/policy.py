@@ -138,10 +138,28 @@ class ServingPolicy:
         picks: list[Pick] = []
         taken: set[int] = set()
         self._interleave(picks, taken, ranked, weights, n_main)
+        return self.complete(picks, user, catalog, ok, k, ranked, weights, exclude, only)
+
+    def complete(
+        self,
+        picks: list[Pick],
+        user: UserState | None,
+        catalog: Catalog,
+        ok: np.ndarray,
+        k: int,
+        ranked: Sequence[tuple[str, np.ndarray, np.ndarray]],
+        weights: Sequence[float],
+        exclude: list[int],
+        only: np.ndarray | None,
+    ) -> list[Pick]:
+        """Fill the list after its main slots: exploration, then re-shows if the user has
+        seen everything (``picks`` is extended in place and returned)."""
+        taken = {p.idx for p in picks}
         self._explore(picks, taken, ok, catalog, k - len(picks), ranked, weights)
         if len(picks) < k and user is not None:
             self._reshow(picks, taken, user, catalog, exclude, only, k - len(picks))
-        return picks[:k]
+        del picks[k:]
+        return picks
 
     @staticmethod
     def _interleave(

@@ -134,11 +134,43 @@ class ItemToItemRecommender(Recommender):
         self.max_likers = max_likers
         self.history = history
         self.prior = prior
+        self._cache_key: tuple[int, int, int, int] | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
         p = self.like_rate.scores(user, catalog)
-        if p is None or user is None or not user.recent_likes:
-            return p
+        counts = self.counts(user, catalog)
+        if p is None or counts is None:
+            # No likes, or nobody else likes what this user likes (yet): nothing item-to-item
+            # can add (the like rate is a source of its own).
+            return None
+        cols, c, e, _ = counts
+        n = catalog.n
+        pa = np.maximum(p, 1e-12) * self.prior
+        lift = np.bincount(cols, np.log1p(c / pa[cols]), minlength=n)
+        lift -= np.bincount(cols, np.log1p(e / self.prior), minlength=n)
+        assert user is not None
+        likes = min(len(user.recent_likes), self.recent)
+        return np.exp(np.log(np.maximum(p, 1e-12)) + lift / np.sqrt(likes))
+
+    def counts(
+        self, user: UserState | None, catalog: Catalog
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per (like j, movie i) pair met by the likers of j: ``(i, C, E, likers of j)``, the
+        co-likes and exposures, as flat arrays; None without likes or neighbours. Cached for
+        the last user until the engine's state moves (``catalog.tick``): ``item_to_item``
+        and ``co_likes`` share one computation per request."""
+        if user is None or not user.recent_likes:
+            return None
+        key = (id(catalog), catalog.tick, user.idx, len(user.seen_log))
+        if self._cache_key == key:
+            return self._cache
+        self._cache_key, self._cache = key, self._counts(user, catalog)
+        return self._cache
+
+    def _counts(
+        self, user: UserState, catalog: Catalog
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         n = catalog.n
         likes = list(user.recent_likes)[-self.recent :]
         # Neighbours: the recent likers of each of the user's likes (not the user).
@@ -151,8 +183,6 @@ class ItemToItemRecommender(Recommender):
             groups.append(g)
         sizes = np.array([len(g) for g in groups])
         if not sizes.sum():
-            # Nobody else likes what this user likes (yet): nothing item-to-item can add,
-            # and the other sources of the blend know more about this user than the like rate.
             return None
         members, pos = np.unique(np.concatenate(groups), return_inverse=True)
         # a[j, u] = 1 when neighbour u likes j; E = a @ met, C = a @ liked (J x n, sparse).
@@ -163,11 +193,8 @@ class ItemToItemRecommender(Recommender):
         both = (a @ self._histories([self.user_of(int(u)) for u in members], n)).tocsr()
         # One product carries both counts: exposure E plus _PACK x co-likes C.
         c, e = np.divmod(both.data, _PACK)
-        pa = np.maximum(p, 1e-12) * self.prior
-        cols = both.indices
-        lift = np.bincount(cols, np.log1p(c / pa[cols]), minlength=n)
-        lift -= np.bincount(cols, np.log1p(e / self.prior), minlength=n)
-        return np.exp(np.log(np.maximum(p, 1e-12)) + lift / np.sqrt(len(likes)))
+        rows = np.repeat(np.arange(len(likes)), np.diff(both.indptr))
+        return both.indices, c, e, sizes[rows]
 
     def _histories(self, users: Sequence[UserState], n: int) -> sparse.csr_matrix:
         """A row per user over the ``history`` movies they met last: 1 for met, 1 + _PACK
@@ -180,6 +207,28 @@ class ItemToItemRecommender(Recommender):
         cols = np.concatenate(idx)
         data = 1.0 + _PACK * np.concatenate(flags)
         return sparse.csr_matrix((data, cols, indptr), shape=(len(users), n))
+
+
+class CoLikesRecommender(Recommender):
+    """Plain co-occurrence of the user's recent likes, cosine-normalised:
+    ``sum_j C[j,i] / sqrt(likers(j) * positives(i))`` over the same neighbours as
+    ``item_to_item``. Where likes come without impressions (imported history) the per-impression
+    estimate has no exposure to count, and this is the estimate that still ranks."""
+
+    name = "co_likes"
+
+    def __init__(self, item_to_item: ItemToItemRecommender) -> None:
+        self.item_to_item = item_to_item
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        counts = self.item_to_item.counts(user, catalog)
+        if counts is None:
+            return None
+        cols, c, _, likers = counts
+        pos = np.maximum(catalog.positive_cnt[: catalog.n], 1.0)
+        w = c / np.sqrt(np.maximum(likers, 1) * pos[cols])
+        out = np.bincount(cols, w, minlength=catalog.n)
+        return out if out.any() else None
 
 
 def genre_profile(user: UserState | None, catalog: Catalog) -> np.ndarray | None:

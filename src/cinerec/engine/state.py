@@ -7,6 +7,7 @@ Not thread-safe by itself: :class:`cinerec.engine.Engine` serialises access.
 
 from __future__ import annotations
 
+import copy
 import math
 from array import array
 from collections import deque
@@ -75,6 +76,23 @@ class UserState:
     def is_cold(self) -> bool:
         return not self.interactions and not self.favorite_genres
 
+    def without(self, items: set[int]) -> UserState:
+        """A copy of this user as if ``items`` had never been met (held-out evaluation)."""
+        u = UserState(self.idx, self.id, list(self.favorite_genres))
+        u.interactions = {i: w for i, w in self.interactions.items() if i not in items}
+        u.interaction_ts = {i: t for i, t in self.interaction_ts.items() if i not in items}
+        u.recent_likes.extend(i for i in self.recent_likes if i not in items)
+        u.disliked = self.disliked - items
+        u.shown = {i: s for i, s in self.shown.items() if i not in items}
+        for i, liked in zip(self.seen_log, self.seen_liked, strict=True):
+            if i not in items:
+                u.see(i)
+                if liked:
+                    u.liked.append(i)
+                    u.seen_liked[-1] = 1
+        u.n_events = self.n_events
+        return u
+
 
 @dataclass(slots=True)
 class SourceTally:
@@ -109,6 +127,9 @@ class Catalog:
         #: bumped whenever a movie is added or its metadata (genres, year, active) changes;
         #: lets serving sources cache per-movie derived data (e.g. cold-item features)
         self.version = 0
+        #: bumped by the engine whenever likes, impressions or events change (cache key of
+        #: per-request computations)
+        self.tick = 0
         self._cap = 0
         self.titles: list[str] = []
         self.years: list[int | None] = []
@@ -210,6 +231,28 @@ class Catalog:
 
     def genre_names(self, idx: int) -> list[str]:
         return [self.genres.external(g) for g in self.movie_genres[idx]]
+
+    def without(self, removed: dict[int, list[tuple[UserState, float, float]]]) -> Catalog:
+        """A view of the catalogue as if the given positive signals had never arrived
+        (``movie idx -> [(user, weight, time)]``): counts, decayed popularity, ratings (a
+        strong positive counted as 5 stars) and likers adjusted; the rest is shared."""
+        view = copy.copy(self)
+        for name in ("pop", "positive_cnt", "rating_sum", "rating_cnt"):
+            setattr(view, name, getattr(self, name).copy())
+        view.likers = dict(self.likers)
+        for i, signals in removed.items():
+            gone = {u.idx for u, _, _ in signals if u.likes(i)}
+            if gone and i in view.likers:
+                view.likers[i] = array("i", (v for v in view.likers[i] if v not in gone))
+            for _, w, ts in signals:
+                exponent = (ts - _T0) / self.half_life_s if math.isfinite(ts) else 0.0
+                view.pop[i] = max(view.pop[i] - w * math.pow(2.0, min(exponent, 1000.0)), 0.0)
+                view.positive_cnt[i] = max(view.positive_cnt[i] - 1.0, 0.0)
+                if w >= 0.7 and view.rating_cnt[i] >= 1:
+                    view.rating_sum[i] -= min(5.0 * w, LIKE_STARS)
+                    view.rating_cnt[i] -= 1.0
+        view.tick = -1 - self.tick  # never the key of the live catalogue's caches
+        return view
 
     # -- updates ---------------------------------------------------------------------------
     def add_positive(self, idx: int, weight: float, ts: float) -> None:

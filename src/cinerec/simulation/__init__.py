@@ -1,6 +1,6 @@
-"""Closed-loop simulator: replay a rating data set as live users against the service
-(over HTTP, contract A, or in process) and beside reference policies, scored on the course
-grader's scale. ``cinerec simulate --help`` runs it; see docs/simulation.md.
+"""Closed-loop simulator: replay a rating data set, or a synthetic population, as live users
+against the service (over HTTP, contract A, or in process) and beside reference policies,
+scored on the course grader's scale. ``cinerec simulate --help`` runs it; see docs/simulation.md.
 """
 
 from __future__ import annotations
@@ -24,13 +24,24 @@ from cinerec.simulation.runner import (
     grader_points,
     run,
 )
-from cinerec.simulation.world import SimUser, World, load_world
+from cinerec.simulation.world import (
+    PRESETS,
+    Population,
+    SimUser,
+    World,
+    is_synthetic,
+    load_world,
+    population_shape,
+    synthetic_world,
+)
 
 __all__ = [
+    "PRESETS",
     "REFERENCE_POLICIES",
     "Behaviour",
     "HttpTarget",
     "PolicyTarget",
+    "Population",
     "ReferencePolicy",
     "RunResult",
     "ServiceTarget",
@@ -39,9 +50,12 @@ __all__ = [
     "World",
     "compare",
     "grader_points",
+    "is_synthetic",
     "load_world",
+    "population_shape",
     "run",
     "simulate",
+    "synthetic_world",
     "table",
 ]
 

@@ -6,9 +6,13 @@ this only makes the references stronger.
 
 - ``random``: uniform over the movies the user has not seen.
 - ``most_popular``: the most-liked movies so far (net of dislikes).
+- ``most_liked``: the movies with the most likes so far (dislikes not subtracted).
 - ``course_baseline``: the course's baseline, 5 most-liked + 5 random unseen movies.
 - ``cooccurrence``: online item-to-item: movies liked by the users who liked what this user
   liked (co-like counts, normalised by the candidate's popularity), topped up by popularity.
+- ``item_to_item_explore``: ``cooccurrence`` on like counts (topped up by the most liked) in
+  8 of the 10 slots, and 2 exploration slots for the movies this policy has shown least so
+  far, to anyone (ties at random). ../shared/POPULATIONS.md asks every run to carry it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ class ReferencePolicy:
         self.rng = np.random.default_rng(seed)
         self.items: list[str] = []
         self.index: dict[str, int] = {}
-        self.likes = np.zeros(0)
+        self.likes = np.zeros(0)  # likes net of dislikes, per movie
+        self.like_count = np.zeros(0)  # likes only
         self.seen: dict[str, set[int]] = defaultdict(set)
         self.liked: dict[str, list[int]] = defaultdict(list)
 
@@ -37,6 +42,7 @@ class ReferencePolicy:
         self.items = list(world.item_ids)
         self.index = {m: i for i, m in enumerate(self.items)}
         self.likes = np.zeros(len(self.items))
+        self.like_count = np.zeros(len(self.items))
         self.seen.clear()
         self.liked.clear()
 
@@ -48,6 +54,7 @@ class ReferencePolicy:
             self.seen[user_id].add(i)
             if action == "like":
                 self.likes[i] += 1
+                self.like_count[i] += 1
                 self.on_like(user_id, i)
                 self.liked[user_id].append(i)
             else:
@@ -76,7 +83,8 @@ class ReferencePolicy:
             return []
         part = np.argpartition(-s, n - 1)[:n]
         part = part[np.argsort(-s[part])]
-        return [int(i) for i in part if s[i] > 0]
+        # only movies with a positive score (the tie-break must not make a zero positive)
+        return [int(i) for i in part if scores[i] > 0]
 
     def _fill_random(self, picks: list[int], k: int, seen: set[int]) -> list[int]:
         taken = set(picks)
@@ -99,6 +107,15 @@ class MostPopularPolicy(ReferencePolicy):
 
     def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
         return self._top(self.likes, k, seen)
+
+
+class MostLikedPolicy(ReferencePolicy):
+    """The movies with the most likes so far (dislikes not subtracted)."""
+
+    name = "most_liked"
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.like_count, k, seen)
 
 
 class CourseBaselinePolicy(ReferencePolicy):
@@ -128,7 +145,12 @@ class CooccurrencePolicy(ReferencePolicy):
                 self.co[i][j] += 1
                 self.co[j][i] += 1
 
+    def popularity(self) -> np.ndarray:
+        """What normalises the co-like counts and tops the list up: likes net of dislikes."""
+        return self.likes
+
     def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        popularity = self.popularity()
         scores = np.zeros(len(self.items))
         for j in self.liked[user_id][-self.recent :]:
             row = self.co.get(j)
@@ -136,13 +158,63 @@ class CooccurrencePolicy(ReferencePolicy):
                 continue
             idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
             cnt = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-            scores[idx] += cnt / np.sqrt(np.maximum(self.likes[idx], 1.0))
+            scores[idx] += cnt / np.sqrt(np.maximum(popularity[idx], 1.0))
         picks = self._top(scores, k, seen)
         if len(picks) < k:
-            picks += self._top(self.likes, k - len(picks), seen | set(picks))
+            picks += self._top(popularity, k - len(picks), seen | set(picks))
         return picks
 
 
+class ItemToItemExplorePolicy(CooccurrencePolicy):
+    """Online item-to-item co-likes (as :class:`CooccurrencePolicy`, on like counts, topped
+    up by the most liked) in the first ``k - explore`` slots; the last ``explore`` slots, and
+    any the first part leaves empty, go to the movies this policy has shown least so far,
+    across all users (ties at random)."""
+
+    name = "item_to_item_explore"
+    explore = 2
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.shown = np.zeros(0)  # times each movie was shown, to anyone
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        self.shown = np.zeros(len(self.items))
+
+    def popularity(self) -> np.ndarray:
+        return self.like_count
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        n_explore = min(self.explore, k)
+        picks = super().pick(user_id, k - n_explore, seen)
+        return picks + self._least_shown(k - len(picks), seen | set(picks))
+
+    def recs(self, user_id: str, k: int) -> list[str]:
+        out = super().recs(user_id, k)
+        self.shown[[self.index[m] for m in out]] += 1
+        return out
+
+    def _least_shown(self, k: int, banned: set[int]) -> list[int]:
+        # fewest shows first; a random fraction < 1 breaks ties without crossing counts
+        s = self.shown + self.rng.random(len(self.shown))
+        if banned:
+            s[np.fromiter(banned, dtype=np.int64, count=len(banned))] = np.inf
+        n = min(k, len(s) - len(banned))
+        if n <= 0:
+            return []
+        part = np.argpartition(s, n - 1)[:n]
+        return [int(i) for i in part[np.argsort(s[part])]]
+
+
 REFERENCE_POLICIES: dict[str, type[ReferencePolicy]] = {
-    p.name: p for p in (RandomPolicy, MostPopularPolicy, CourseBaselinePolicy, CooccurrencePolicy)
+    p.name: p
+    for p in (
+        RandomPolicy,
+        MostPopularPolicy,
+        MostLikedPolicy,
+        CourseBaselinePolicy,
+        CooccurrencePolicy,
+        ItemToItemExplorePolicy,
+    )
 }

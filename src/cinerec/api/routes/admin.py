@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cinerec.api.deps import ServiceDep
 
@@ -33,6 +33,9 @@ class ModelOut(BaseModel):
 class TrainOut(BaseModel):
     mode: str
     trained: list[ModelOut]
+    ranker: ModelOut | None = Field(
+        None, description="the ranker chosen for the default list (None without evidence)"
+    )
     serving: list[str]
     personal: str | None
     skipped: str | None
@@ -50,6 +53,7 @@ def train(body: TrainRequest, svc: ServiceDep) -> TrainOut:
     return TrainOut(
         mode=rep.mode,
         trained=[_out(r) for r in rep.trained],
+        ranker=_out(rep.ranker) if rep.ranker is not None else None,
         serving=rep.serving,
         personal=svc.engine.personal,
         skipped=rep.skipped,

@@ -81,6 +81,13 @@ def recommendations(
     source: Annotated[str | None, Query(description="force one recommender")] = None,
     model: Annotated[str | None, Query(description="alias of source")] = None,
     explore: bool = True,
+    record: Annotated[
+        bool,
+        Query(
+            description="false: a preview (evaluations, back office): not logged, and the "
+            "movies may be shown again"
+        ),
+    ] = True,
 ) -> RecommendationsOut:
     """Top-k movies for a user, each with the source that chose it ("why this?")."""
     result = svc.recommend(
@@ -90,6 +97,7 @@ def recommendations(
         exclude=exclude or (),
         genres=genre or (),
         explore=explore,
+        record=record,
     )
     return render(svc, result)
 
