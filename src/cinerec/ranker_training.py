@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -124,7 +123,6 @@ def offline_groups(
         "co_likes": CoLikesRecommender(i2i),
         **models,
     }
-    cache: dict[str, Any] = {}
     out: list[Group] = []
     for u, state in masked.items():
         truth = cold_truth.get(u, held.get(u, set()))
@@ -132,7 +130,7 @@ def offline_groups(
             continue
         ok = view.servable & ~_mask(state.seen, view.n)
         with engine.lock:  # the neighbours' histories are live state
-            cands = gather(state, view, sources, ok, cache=cache)
+            cands = gather(state, view, sources, ok)
         if not len(cands):
             continue
         labels = np.isin(cands.idx, np.fromiter(truth, dtype=np.int64)).astype(np.float32)

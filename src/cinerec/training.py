@@ -68,9 +68,6 @@ class TrainingData:
     t_ref: float | None = None
     #: catalogue dense id of each column
     item_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    #: same pattern as ``interactions``: 1-based order of each cell among the user's events
-    #: (by event time, then arrival), for "the last events of each user" hold-outs
-    order: sp.csr_matrix | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -110,8 +107,9 @@ def build_training_data(engine: Engine, half_life_days: float = 0.0) -> Training
             rows.extend([uidx] * len(inter))
             cols.extend(inter.keys())
             vals.extend(inter.values())
-            ts = u.interaction_ts
-            times.extend([ts.get(i, math.nan) for i in inter])
+            if decay:
+                ts = u.interaction_ts
+                times.extend([ts.get(i, math.nan) for i in inter])
         items, col_idx = np.unique(np.asarray(cols, dtype=np.int64), return_inverse=True)
         genres = [tuple(cat.genres.external(g) for g in cat.movie_genres[i]) for i in items]
         years = [cat.years[i] for i in items]
@@ -120,27 +118,18 @@ def build_training_data(engine: Engine, half_life_days: float = 0.0) -> Training
         user_ids = engine.user_ids.externals(range(n_users))
         generation = engine.generation
     v = np.asarray(vals, dtype=np.float64)
-    t = np.asarray(times, dtype=np.float64)
     t_ref = None
-    if decay and len(t) and np.isfinite(t).any():
-        t_ref = float(np.nanmax(t))
-        v = v * decay_factors(t, t_ref, half_life_days)
-    r = np.asarray(rows, dtype=np.int64)
-    c = col_idx.ravel()
-    shape = (n_users, len(items))
-    x = sp.csr_matrix((v.astype(np.float32), (r, c)), shape=shape)
-    x.sum_duplicates()
-    # Order of each user's events: by time (unknown times first), then by arrival.
-    seq = np.arange(len(r))
-    by = np.lexsort((seq, np.nan_to_num(t, nan=-np.inf), r))
-    rank = np.empty(len(r), dtype=np.float64)
-    starts = np.r_[0, np.flatnonzero(np.diff(r[by])) + 1]
-    rank[by] = seq - np.repeat(starts, np.diff(np.r_[starts, len(r)])) + 1.0
-    order = sp.csr_matrix((rank, (r, c)), shape=shape)
-    order.sum_duplicates()
-    return TrainingData(
-        x, genres, years, n_events, item_ids, user_ids, generation, t_ref, items, order
+    if decay and len(times):
+        t = np.asarray(times, dtype=np.float64)
+        if np.isfinite(t).any():
+            t_ref = float(np.nanmax(t))
+            v = v * decay_factors(t, t_ref, half_life_days)
+    x = sp.csr_matrix(
+        (v.astype(np.float32), (np.asarray(rows, dtype=np.int64), col_idx.ravel())),
+        shape=(n_users, len(items)),
     )
+    x.sum_duplicates()
+    return TrainingData(x, genres, years, n_events, item_ids, user_ids, generation, t_ref, items)
 
 
 def _positions(ids: list[str], first: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -245,13 +234,11 @@ def holdout_split(
     x: sp.csr_matrix,
     n_users: int,
     seed: int = 0,
-    order: sp.csr_matrix | None = None,
     share: float = 0.2,
     most: int = 10,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Hold out the last ``share`` of the positives (at least 1, at most ``most``) of up to
-    ``n_users`` users with at least 3 positives; "last" by ``order`` (same pattern as ``x``,
-    higher = later), or at random without it.
+    """Hold out a random ``share`` of the positives (at least 1, at most ``most``) of up to
+    ``n_users`` users with at least 3 positives.
 
     Returns ``(train, users, items)``: the matrix without the held-out cells and the held-out
     ``(user, item)`` pairs (a user appears once per held-out item).
@@ -268,9 +255,8 @@ def holdout_split(
     for u in chosen:
         lo, hi = x.indptr[u], x.indptr[u + 1]
         cells = np.arange(lo, hi)[x.data[lo:hi] > 0]
-        when = order.data[cells] if order is not None else rng.random(len(cells))
         n = int(min(max(1, round(share * len(cells))), most, len(cells) - 2))
-        out = cells[np.argsort(-when, kind="stable")[:n]]
+        out = rng.choice(cells, size=n, replace=False)
         keep[out] = False
         users.extend([int(u)] * n)
         items.extend(x.indices[out].tolist())

@@ -78,7 +78,6 @@ class Engine:
         #: bandit over the sources fills the list)
         self.ranker: Ranker | None = None
         self.impressions = ImpressionLog()
-        self._feature_cache: dict[str, Any] = {}
         self._rng = np.random.default_rng(seed)
         #: bumped by reset(); lets long jobs notice the state they started from is gone
         self.generation = 0
@@ -316,7 +315,7 @@ class Engine:
                 cands = None
             else:
                 ok = self.policy.allowed(u, cat, ex, only)
-                cands = gather(u, cat, self.candidate_sources(), ok, cache=self._feature_cache)
+                cands = gather(u, cat, self.candidate_sources(), ok)
                 n_explore = self.policy.exploration_slots(cat, k) if explore else 0
                 picks, rows = self._ranked(cands, k - n_explore, explore)
                 ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]

@@ -72,12 +72,10 @@ def gather(
     ok: np.ndarray,
     *,
     per_source: int = PER_SOURCE,
-    cache: dict[str, Any] | None = None,
 ) -> Candidates:
     """Ask every source for its best allowed movies and describe their union."""
     from cinerec.engine.policy import top_n  # policy imports this module
 
-    cache = cache if cache is not None else {}
     scores: dict[str, np.ndarray] = {}
     proposals: dict[str, np.ndarray] = {}
     for name, rec in sources.items():
@@ -136,7 +134,7 @@ def gather(
         best_rank[better] = rank[better]
         for j in np.flatnonzero(better):
             best[j] = name
-    features = np.column_stack(cols).astype(np.float32) if c else np.zeros((0, len(names)))
+    features = np.column_stack(cols) if c else np.zeros((0, len(names)))
     return Candidates(idx, features.astype(np.float32), names, best, proposals, scores)
 
 
