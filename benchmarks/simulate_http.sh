@@ -38,5 +38,6 @@ for dataset in "$@"; do
   kill "$server"
   wait "$server" 2>/dev/null || true
   trap - EXIT
+  cp "$work/server.log" "$OUT/$name.server.log"
   rm -rf "$work"
 done

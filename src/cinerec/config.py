@@ -91,11 +91,25 @@ class Settings(BaseSettings):
         default=0.3, gt=0, description="full refit once events grew by this share since the last"
     )
     min_retrain_interval_s: float = Field(default=10.0, ge=0)
+    training_duty: float = Field(
+        default=0.33,
+        gt=0,
+        le=1,
+        description="scheduled refits of a growing data set take at most this share of the "
+        "time: after a run of t seconds the next waits t * (1 / duty - 1)",
+    )
     ranker_warm_users: int = Field(
         default=600, ge=0, description="held-out users whose candidates train the ranker"
     )
     ranker_cold_users: int = Field(
         default=200, ge=0, description="users masked entirely to teach the ranker cold start"
+    )
+    ranker_evidence_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="share of default lists that ask every source and log their feature rows "
+        "as online ranker evidence (the rest ask only what the serving ranker reads: faster)",
     )
     training_half_life_days: float = Field(
         default=0.0,

@@ -131,6 +131,9 @@ def offline_groups(
         ok = view.servable & ~_mask(state.seen, view.n)
         with engine.lock:  # the neighbours' histories are live state
             cands = gather(state, view, sources, ok)
+        # Hand the lock over: a waiting request gets it now rather than after the next
+        # user (a lock is not fair, and serving shares this process).
+        time.sleep(YIELD_S)
         if not len(cands):
             continue
         labels = np.isin(cands.idx, np.fromiter(truth, dtype=np.int64)).astype(np.float32)
@@ -143,6 +146,10 @@ def _mask(items: set[int], n: int) -> np.ndarray:
     if items:
         m[np.fromiter(items, dtype=np.int64, count=len(items))] = True
     return m
+
+
+#: pause between the offline users, outside the engine lock (800 users: +0.4 s per training)
+YIELD_S = 0.0005
 
 
 @dataclass(slots=True)

@@ -128,6 +128,7 @@ class RecService:
             exploration_saturation=settings.exploration_saturation,
             half_life_days=settings.popularity_half_life_days,
             prior_count=settings.top_rated_prior_count,
+            evidence_share=settings.ranker_evidence_share,
         )
         self.rec_log = RecLogWriter(self.store)
         self.trainer = Trainer(settings, self.store, self.engine)

@@ -447,6 +447,8 @@ class Trainer:
         self.last_full = 0.0
         self.last_run = 0.0
         self.last_attempt = 0.0
+        #: how long the last completed run took (the schedule's duty cycle, see :meth:`due`)
+        self.last_seconds = 0.0
         self.ranker_record: ModelRecord | None = None
 
     # -- serving set -----------------------------------------------------------------------
@@ -606,6 +608,7 @@ class Trainer:
                 report.ranker = ranker_record[0]
             self.last_trained_events = data.n_events
             self.last_run = time.time()
+            self.last_seconds = time.perf_counter() - t0
             if mode == "full":
                 self.last_full = self.last_run
             report.serving = [r.record.version for r in self.serving().values()]
@@ -790,7 +793,11 @@ class Trainer:
         # A young data set changes fast (a fresh catalogue after /cleanup, a launch): refit
         # whenever the events have grown by ``retrain_growth`` since the last fit.
         grown = new_events >= self.settings.retrain_growth * max(self.last_trained_events, 1)
-        if grown and now - self.last_run >= self.settings.min_retrain_interval_s:
+        # Training shares the machine with serving: after a run of t seconds, wait at least
+        # t · (1 / duty - 1), so that training takes at most ``training_duty`` of the time.
+        duty = self.settings.training_duty
+        rest = max(self.settings.min_retrain_interval_s, self.last_seconds * (1 / duty - 1))
+        if grown and now - self.last_run >= rest:
             return "full"
         if now - self.last_run >= self.settings.incremental_interval_s:
             return "incremental"

@@ -353,8 +353,8 @@ def test_unknown_source_is_a_422_that_lists_the_sources(client: TestClient) -> N
     r = client.get(f"{V1}/recommendations/u", params={"source": "magic"})
     assert r.status_code == 422
     assert r.json()["detail"] == (
-        "unknown source magic; available: co_likes, genre_top, item_to_item, like_rate, newest,"
-        " popular, top_rated"
+        "unknown source magic; available: co_likes, genre_popular, genre_top, item_to_item,"
+        " like_rate, newest, popular, top_rated"
     )
 
 

@@ -355,3 +355,37 @@ def test_similar_movies_come_from_co_likes_where_there_are_any() -> None:
     assert (sim[0].movie_id, sim[0].source) == ("m3", "co_likes")
     assert {r.source for r in sim[1:]} == {"similar_genres"}  # the rest from genres
     assert len(sim) == 5 and "m0" not in {r.movie_id for r in sim}
+
+
+class _Counting(_Fixed):
+    """A stand-in source that counts how often it is asked."""
+
+    def __init__(self, name: str, order: np.ndarray) -> None:
+        super().__init__(name, order)
+        self.calls = 0
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        self.calls += 1
+        return super().scores(user, catalog)
+
+
+def test_a_source_ranker_asks_only_its_source_and_evidence_lists_ask_all() -> None:
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=100, share=0.0)
+    served, other = _Counting("served", np.arange(50)), _Counting("other", np.arange(50, 100))
+    eng.register(served)
+    eng.register(other)
+    eng.personal_pool = ["served", "other"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.evidence_share = 0.0
+    recs = eng.recommend("u", 10, explore=False)
+    assert [r.movie_id for r in recs] == [f"m{i}" for i in range(10)]
+    assert (served.calls, other.calls) == (1, 0)
+    assert not eng.impressions.groups  # nothing logged: these rows lack the other sources
+    eng.evidence_share = 1.0
+    eng.recommend("u", 10, explore=False)
+    assert (served.calls, other.calls) == (2, 1)
+    ((_, group, movies),) = eng.impressions.groups
+    assert movies == list(range(10, 20))
+    assert "other:rank" in group.names and "newest:rank" in group.names

@@ -173,3 +173,19 @@ def test_auto_lets_every_serving_model_compete_and_a_fixed_choice_does_not(
     svc.trainer._choose_personal()
     assert (eng.personal, eng.personal_pool) == ("popular", ["popular"])
     svc.close()
+
+
+def test_refits_of_a_growing_data_set_keep_to_the_training_duty(
+    store: Store, tmp_path: Path
+) -> None:
+    svc = make_service(store, tmp_path, ["als"])
+    svc.trainer.train("full")
+    t = svc.trainer
+    n = t.last_trained_events
+    svc.engine.n_events = n * 2  # grown well past retrain_growth
+    t.last_seconds = 30.0  # the last run took 30 s; duty 0.33 asks for ~61 s of rest
+    assert t.due(now=t.last_run + 20.0) is None
+    assert t.due(now=t.last_run + 62.0) == "full"
+    t.last_seconds = 1.0  # a quick run: the minimum interval rules
+    assert t.due(now=t.last_run + svc.settings.min_retrain_interval_s + 0.1) == "full"
+    svc.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from cinerec.engine.policy import BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
     CoLikesRecommender,
+    GenrePopularRecommender,
     GenreTopRecommender,
     ItemToItemRecommender,
     LikeRateRecommender,
@@ -63,6 +64,7 @@ class Engine:
         exploration_saturation: float = 0.8,
         half_life_days: float = 30.0,
         prior_count: float = 20.0,
+        evidence_share: float = 0.25,
         seed: int | None = None,
     ) -> None:
         self.weights = weights or EventWeights()
@@ -78,6 +80,10 @@ class Engine:
         #: bandit over the sources fills the list)
         self.ranker: Ranker | None = None
         self.impressions = ImpressionLog()
+        #: share of the default lists that ask every source and log their feature rows
+        #: (online evidence for the next ranker); the others ask only the sources the
+        #: serving ranker reads, plus the one the bandit draws
+        self.evidence_share = evidence_share
         self._rng = np.random.default_rng(seed)
         #: bumped by reset(); lets long jobs notice the state they started from is gone
         self.generation = 0
@@ -93,6 +99,7 @@ class Engine:
             TopRatedRecommender(prior_count),
             NewestRecommender(),
             self.genre_top_source,
+            GenrePopularRecommender(),
         ):
             self.register(rec)
         self._builtin = set(self.recommenders)
@@ -236,11 +243,11 @@ class Engine:
         return sources[int(np.argmax(draws))]
 
     def _ranked(
-        self, cands: Candidates, n_main: int, explore: bool
+        self, cands: Candidates, n_main: int, explore: bool, drawn: str | None = None
     ) -> tuple[list[Pick], list[int]]:
         """The main slots: the ranker's order, with one slot (when exploring) given to a source
-        drawn by :meth:`draw_source`; every slot drawn that way while no ranker serves.
-        Returns the picks and their rows in ``cands``."""
+        drawn by :meth:`draw_source` (``drawn``, when drawn already); every slot drawn that
+        way while no ranker serves. Returns the picks and their rows in ``cands``."""
         picks: list[Pick] = []
         rows: list[int] = []
         taken: set[int] = set()
@@ -257,7 +264,7 @@ class Engine:
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(cands.proposals[name])]
             while open_:
-                name = self.draw_source(open_)
+                name = drawn if drawn in open_ else self.draw_source(open_)
                 prop, c = cands.proposals[name], cursors[name]
                 while c < len(prop) and int(prop[c]) in taken:
                     c += 1
@@ -270,6 +277,20 @@ class Engine:
                     break
                 open_.remove(name)
         return picks, rows
+
+    def _needed(
+        self, u: UserState | None, sources: Mapping[str, Recommender], bandit: bool
+    ) -> tuple[frozenset[str] | None, str | None]:
+        """The sources a default list must ask (None = all) and the bandit's source, drawn
+        now so that only it is asked besides the ranker's. Every source is asked while no
+        ranker serves (the bandit fills every slot then)."""
+        if self.ranker is None:
+            return None, None
+        needed = self.ranker.needs(u is None or not u.interactions)
+        if needed is None:
+            return None, None
+        drawn = self.draw_source(sorted(sources)) if bandit else None
+        return needed | {drawn} if drawn else needed, drawn
 
     def genre_mask(self, genres: Sequence[str]) -> np.ndarray:
         mask = np.zeros(self.catalog.n, dtype=bool)
@@ -315,15 +336,18 @@ class Engine:
                 cands = None
             else:
                 ok = self.policy.allowed(u, cat, ex, only)
-                cands = gather(u, cat, self.candidate_sources(), ok)
+                sources = self.candidate_sources()
+                evidence = mark_shown and self._rng.random() < self.evidence_share
+                needed, drawn = self._needed(u, sources, explore and not evidence)
+                cands = gather(u, cat, sources, ok, only=None if evidence else needed)
                 n_explore = self.policy.exploration_slots(cat, k) if explore else 0
-                picks, rows = self._ranked(cands, k - n_explore, explore)
+                picks, rows = self._ranked(cands, k - n_explore, explore, drawn)
                 ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
                 self.policy.complete(picks, u, cat, ok, k, ranked, [1.0] * len(ranked), ex, only)
             if mark_shown and u is not None:
                 for p in picks:
                     self._shown(u, p.idx, p.source)
-                if cands is not None and rows:
+                if cands is not None and rows and evidence:
                     self.impressions.add(
                         u.idx,
                         [p.idx for p in picks[: len(rows)]],

@@ -72,13 +72,17 @@ def gather(
     ok: np.ndarray,
     *,
     per_source: int = PER_SOURCE,
+    only: frozenset[str] | None = None,
 ) -> Candidates:
-    """Ask every source for its best allowed movies and describe their union."""
+    """Ask every source (or those in ``only``) for its best allowed movies and describe
+    their union."""
     from cinerec.engine.policy import top_n  # policy imports this module
 
     scores: dict[str, np.ndarray] = {}
     proposals: dict[str, np.ndarray] = {}
     for name, rec in sources.items():
+        if only is not None and name not in only:
+            continue
         sc = rec.scores(user, catalog)
         if sc is None:
             continue
@@ -159,6 +163,11 @@ class Ranker(Protocol):
         """One score per row, higher first."""
         ...
 
+    def needs(self, cold: bool) -> frozenset[str] | None:
+        """The sources whose features the ranker reads for a newcomer (``cold``) or a user
+        with a history; None = all of them."""
+        ...
+
 
 @dataclass(slots=True)
 class SourceRanker:
@@ -177,6 +186,15 @@ class SourceRanker:
         z = np.nan_to_num(x[:, 1], nan=-1e3)
         return -rank + 1e-6 * z
 
+    def needs(self, cold: bool) -> frozenset[str] | None:
+        return frozenset([self.source])
+
+
+def _feature_source(name: str) -> str | None:
+    """``"ease_plus:rank"`` -> ``"ease_plus"``; None for the movie's and the user's features."""
+    head, _, tail = name.rpartition(":")
+    return head if tail in ("rank", "z") and head not in ("item", "user") else None
+
 
 class LearnedRanker:
     """A LightGBM model over the candidate features (saved as LightGBM's own text format)."""
@@ -186,6 +204,15 @@ class LearnedRanker:
     def __init__(self, booster: Any, names: Sequence[str]) -> None:
         self.booster = booster
         self.names = list(names)
+        used = np.asarray(booster.feature_importance("split")) > 0
+        #: the sources some split of the model reads (the others cannot change its order
+        #: except through which movies are candidates)
+        self.used_sources = frozenset(
+            src for n, u in zip(self.names, used, strict=True) if u and (src := _feature_source(n))
+        )
+
+    def needs(self, cold: bool) -> frozenset[str] | None:
+        return self.used_sources
 
     def score(self, features: np.ndarray, names: Sequence[str]) -> np.ndarray:
         if len(features) == 0:
@@ -218,6 +245,9 @@ class SegmentedRanker:
     def score(self, features: np.ndarray, names: Sequence[str]) -> np.ndarray:
         part = self.cold if is_cold(features, names) else self.warm
         return part.score(features, names)
+
+    def needs(self, cold: bool) -> frozenset[str] | None:
+        return (self.cold if cold else self.warm).needs(cold)
 
     def save(self, path: Path) -> Path:
         doc = {"type": "segmented", "warm": _doc(self.warm), "cold": _doc(self.cold)}

@@ -276,6 +276,53 @@ class GenreTopRecommender(Recommender):
         return match.astype(np.float64) * (0.25 + self.quality(catalog))
 
 
+class GenrePopularRecommender(Recommender):
+    """Popularity seen through the user's genres: ``popularity[i] x lift[i]``, where the lift
+    is how much more the user's likes fall in movie ``i``'s genres than everyone's do,
+
+        lift[i] = sum_g∈G(i) taste[g] / sum_g∈G(i) share[g],
+
+    ``share`` = the genres' share of all positive signals (popularity-weighted), ``taste`` =
+    the user's genre profile shrunk towards ``share`` by ``prior_count`` likes (one like does
+    not rule out every other genre). A naive-Bayes reading of "what people like, among what
+    this user likes": no weight set by hand, and it abstains without a genre profile.
+    """
+
+    name = "genre_popular"
+
+    def __init__(self, prior_count: float = 3.0) -> None:
+        self.prior_count = prior_count
+        #: (catalogue, tick) -> genre shares; one tuple, so a reader on another thread never
+        #: pairs one catalogue's key with another's shares
+        self._cache: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def _genre_share(self, catalog: Catalog) -> np.ndarray:
+        key = (id(catalog), catalog.tick)
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        gm = catalog.genre_matrix()
+        share = gm.T.astype(np.float64) @ catalog.popularity()
+        total = share.sum()
+        g = gm.shape[1]
+        share = share / total if total > 0 else np.full(g, 1.0 / max(g, 1))
+        self._cache = (key, share)
+        return share
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        prof = genre_profile(user, catalog)
+        pop = catalog.popularity()
+        if prof is None or user is None or not pop.any():
+            return None
+        share = self._genre_share(catalog)
+        n = float(len(user.recent_likes) or len(user.favorite_genres) or 1)
+        taste = (n * prof + self.prior_count * share) / (n + self.prior_count)
+        gm = catalog.genre_matrix()
+        expected = gm @ share
+        lift = np.where(expected > 0, (gm @ taste) / np.maximum(expected, 1e-12), 1.0)
+        return pop * lift
+
+
 class NewestRecommender(Recommender):
     """Newest additions first, leaning to the user's genres: gives cold movies their first
     audience among the users most likely to like them."""
@@ -302,4 +349,5 @@ NON_PERSONAL: tuple[type[Recommender], ...] = (
     TopRatedRecommender,
     NewestRecommender,
     GenreTopRecommender,
+    GenrePopularRecommender,
 )
