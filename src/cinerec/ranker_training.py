@@ -39,7 +39,7 @@ from cinerec.engine.ranking import (
     fit_lambdarank,
     gather,
     is_cold,
-    ndcg_of,
+    ndcg_per_group,
 )
 from cinerec.engine.recommenders import (
     CoLikesRecommender,
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 MIN_GROUPS = 30
 #: relative margin by which a learned ranker must beat every single source to serve
 MARGIN = 0.01
+#: standard errors of the paired validation gain a challenger needs over the incumbent
+Z_SE = 2.0
 
 
 def offline_groups(
@@ -129,11 +131,13 @@ def offline_groups(
         if not truth:
             continue
         ok = view.servable & ~_mask(state.seen, view.n)
+        t0 = time.perf_counter()
         with engine.lock:  # the neighbours' histories are live state
             cands = gather(state, view, sources, ok)
-        # Hand the lock over: a waiting request gets it now rather than after the next
-        # user (a lock is not fair, and serving shares this process).
-        time.sleep(YIELD_S)
+        # Hand the lock and the interpreter over for as long as this user took: a waiting
+        # request gets the lock at once (a lock is not fair), and this Python-heavy loop
+        # takes at most half of the interpreter from the requests it shares the process with.
+        time.sleep(time.perf_counter() - t0)
         if not len(cands):
             continue
         labels = np.isin(cands.idx, np.fromiter(truth, dtype=np.int64)).astype(np.float32)
@@ -146,10 +150,6 @@ def _mask(items: set[int], n: int) -> np.ndarray:
     if items:
         m[np.fromiter(items, dtype=np.int64, count=len(items))] = True
     return m
-
-
-#: pause between the offline users, outside the engine lock (800 users: +0.4 s per training)
-YIELD_S = 0.0005
 
 
 @dataclass(slots=True)
@@ -195,16 +195,30 @@ def _choose(
     if len(train) >= MIN_GROUPS:
         learned = fit_lambdarank(train, rounds=rounds, seed=seed)
         tried.append(learned)
-    best: SourceRanker | LearnedRanker = SourceRanker(fallback)
-    best_score = -1.0
+    # The incumbent (the serving ranker, else the fallback source) keeps its place unless a
+    # challenger beats it by more than the noise of the validation sample: its paired gain
+    # over the same groups must exceed Z_SE standard errors. Small samples (a young catalogue,
+    # a few dozen newcomers) then keep the order that serves instead of flipping at random.
+    incumbent: SourceRanker | LearnedRanker = current or SourceRanker(fallback)
+    same = [r for r in tried if r is incumbent or r == incumbent]
+    if same:
+        incumbent = same[0]
+    else:
+        tried.insert(0, incumbent)
+    per = {id(r): ndcg_per_group(r, valid) for r in tried}
+    base = per[id(incumbent)]
+    best, best_score = incumbent, float(base.mean())
     for r in tried:
         key = prefix + ("serving" if r is current else r.name)
-        scores[key] = round(ndcg_of(r, valid), 5)
-        # A learned ranker must beat every source by MARGIN: within it, the simpler
-        # order serves (validation is a sample; a source's order transfers more safely).
+        score = float(per[id(r)].mean())
+        scores[key] = round(score, 5)
+        gain = per[id(r)] - base
+        se = float(gain.std(ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
+        # A learned ranker must also beat the best so far by MARGIN: within it, the
+        # simpler order serves (a source's order transfers to serving more safely).
         need = best_score * (1 + MARGIN) if isinstance(r, LearnedRanker) else best_score
-        if scores[key] > need + 1e-9:
-            best, best_score = r, scores[key]
+        if score > need + 1e-9 and float(gain.mean()) > Z_SE * se:
+            best, best_score = r, score
     if best is learned:
         best = fit_lambdarank(groups, rounds=rounds, seed=seed)  # refit on all the evidence
     return best, len(train), len(valid)

@@ -306,28 +306,64 @@ def stack(groups: Sequence[Group]) -> tuple[np.ndarray, np.ndarray, list[int], l
     return x, y, [len(g.labels) for g in groups], names
 
 
-def ndcg_of(ranker: Ranker, groups: Sequence[Group], k: int = 10) -> float:
-    """Mean nDCG@k of ``ranker``'s order over ``groups`` (binary gains; the ideal counts every
-    relevant movie of the group, found by the candidates or not)."""
-    if not groups:
-        return 0.0
+def ndcg_per_group(ranker: Ranker, groups: Sequence[Group], k: int = 10) -> np.ndarray:
+    """nDCG@k of ``ranker``'s order in each of ``groups`` (binary gains; the ideal counts
+    every relevant movie of the group, found by the candidates or not)."""
     disc = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for g in groups:
+    out = np.zeros(len(groups))
+    for n, g in enumerate(groups):
         s = ranker.score(g.features, g.names)
         top = np.argsort(-s, kind="stable")[:k]
         dcg = float((g.labels[top] > 0) @ disc[: len(top)])
         ideal = float(disc[: min(max(g.n_relevant, 1), k)].sum())
-        total += dcg / ideal
-    return total / len(groups)
+        out[n] = dcg / ideal
+    return out
+
+
+def ndcg_of(ranker: Ranker, groups: Sequence[Group], k: int = 10) -> float:
+    """Mean of :func:`ndcg_per_group`."""
+    return float(ndcg_per_group(ranker, groups, k).mean()) if groups else 0.0
+
+
+#: negatives kept per group when a ranker is fitted (all positives stay)
+MAX_NEGATIVES = 50
+
+
+def subsample(groups: Sequence[Group], max_negatives: int, seed: int = 0) -> list[Group]:
+    """Each group with every positive and at most ``max_negatives`` negatives drawn at random:
+    a lambdarank fit learns from the pairs a positive makes, and an offline group of ~300
+    candidates with one or two positives is mostly pairs of the same kind (6x fewer rows,
+    a fit in a sixth of the time). For fitting only: validation keeps whole groups."""
+    rng = np.random.default_rng(seed)
+    out: list[Group] = []
+    for g in groups:
+        neg = np.flatnonzero(g.labels <= 0)
+        if len(neg) <= max_negatives:
+            out.append(g)
+            continue
+        keep = np.sort(
+            np.concatenate(
+                [np.flatnonzero(g.labels > 0), rng.choice(neg, max_negatives, replace=False)]
+            )
+        )
+        out.append(Group(g.features[keep], g.names, g.labels[keep], g.n_relevant, g.origin))
+    return out
 
 
 def fit_lambdarank(
-    groups: Sequence[Group], *, rounds: int = 150, seed: int = 0, threads: int = 1
+    groups: Sequence[Group],
+    *,
+    rounds: int = 150,
+    seed: int = 0,
+    threads: int = 1,
+    max_negatives: int | None = MAX_NEGATIVES,
 ) -> LearnedRanker:
-    """LightGBM ``lambdarank`` on ``groups`` (each a query; labels 0/1)."""
+    """LightGBM ``lambdarank`` on ``groups`` (each a query; labels 0/1), each group cut to
+    ``max_negatives`` negatives (None: whole groups)."""
     import lightgbm as lgb
 
+    if max_negatives is not None:
+        groups = subsample(groups, max_negatives, seed)
     x, y, sizes, names = stack(groups)
     params = {
         "objective": "lambdarank",
