@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -820,6 +821,7 @@ class Scheduler:
         self._stop.set()
 
     def _run(self) -> None:
+        _lowest_cpu_priority()
         while not self._stop.wait(self.tick_s):
             try:
                 mode = self.trainer.due()
@@ -829,3 +831,13 @@ class Scheduler:
                     self.trainer.load_serving()  # pick up models a worker trained
             except Exception:
                 log.exception("scheduled training failed")
+
+
+def _lowest_cpu_priority() -> None:
+    """Run the calling thread (and the threads it starts: LightGBM's, OpenBLAS's) at nice 19
+    on Linux, where niceness is per thread: when training and requests want the same core,
+    the requests get it. Elsewhere, or where the OS refuses, nothing changes."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        log.debug("could not lower the training thread's priority")

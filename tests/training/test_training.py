@@ -189,3 +189,23 @@ def test_refits_of_a_growing_data_set_keep_to_the_training_duty(
     t.last_seconds = 1.0  # a quick run: the minimum interval rules
     assert t.due(now=t.last_run + svc.settings.min_retrain_interval_s + 0.1) == "full"
     svc.close()
+
+
+def test_scheduled_training_runs_at_the_lowest_cpu_priority() -> None:
+    import os
+    import threading
+
+    from cinerec.training import _lowest_cpu_priority
+
+    seen: list[int] = []
+
+    def body() -> None:
+        _lowest_cpu_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen == [19]
+    # only that thread: the caller's priority is untouched
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19
