@@ -389,3 +389,21 @@ def test_a_source_ranker_asks_only_its_source_and_evidence_lists_ask_all() -> No
     ((_, group, movies),) = eng.impressions.groups
     assert movies == list(range(10, 20))
     assert "other:rank" in group.names and "newest:rank" in group.names
+
+
+class _Flat(Recommender):
+    """A source that scores every movie alike."""
+
+    name = "flat"
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        return np.ones(catalog.n)
+
+
+def test_a_source_that_scores_every_allowed_movie_alike_proposes_nothing() -> None:
+    eng = make_engine(n=60, share=0.0)
+    eng.register(_Flat())
+    eng.personal_pool = ["flat"]
+    _like(eng, "fan", "m3")
+    for _ in range(5):  # every slot is drawn by the bandit (no ranker): never the flat source
+        assert "flat" not in {r.source for r in eng.recommend("u", 10)}

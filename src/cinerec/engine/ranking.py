@@ -65,6 +65,13 @@ class Candidates:
         return len(self.idx)
 
 
+def _informative(scores: np.ndarray, ok: np.ndarray) -> bool:
+    """Whether ``scores`` tell apart at least two of the allowed movies."""
+    m = min(len(scores), len(ok))
+    allowed = scores[:m][ok[:m]]
+    return len(allowed) > 1 and bool(allowed.max() > allowed.min())
+
+
 def gather(
     user: UserState | None,
     catalog: Catalog,
@@ -87,7 +94,10 @@ def gather(
         if sc is None:
             continue
         cand = top_n(sc, ok, per_source, getattr(rec, "positive_only", True))
-        if len(cand):
+        # A source that scores every movie the user may see alike (a like rate or a rating
+        # with no evidence on any of them) has nothing to propose: its order would be the
+        # catalogue's.
+        if len(cand) and _informative(sc, ok):
             scores[name] = sc
             proposals[name] = cand
     idx = (
