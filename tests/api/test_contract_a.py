@@ -173,6 +173,8 @@ def test_cleanup_forgets_everything(
         ({"genres": [["x"]]}, 422, "item_ids: Field required"),
         ({"item_ids": "a"}, 422, "item_ids"),
         (["a"], 422, "JSON object"),
+        ({"item_ids": ["a"], "genres": [[f"g{i}" for i in range(21)]]}, 422, "genres.0"),
+        ({"item_ids": ["a" * 129]}, 422, "item_ids.0"),
     ],
 )
 def test_add_items_rejects(client: TestClient, body: object, status: int, hint: str) -> None:
@@ -200,6 +202,14 @@ def test_add_items_rejects(client: TestClient, body: object, status: int, hint: 
         (
             {"user_id": "u", "item_ids": ["a"] * 10_001, "actions": ["like"] * 10_001},
             "at most 10000",
+        ),
+        (  # a like dated 2099 would outweigh every real one in decayed popularity
+            {"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": 4.0e9},
+            "not the future",
+        ),
+        (
+            {"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": -1.0},
+            "between 1970",
         ),
     ],
 )
@@ -229,3 +239,22 @@ def test_a_body_without_json_content_type_says_so(
 def test_wrong_method_is_a_405(client: TestClient) -> None:
     assert client.post("/recs/u").status_code == 405
     assert client.get("/add_items").status_code == 405
+
+
+def test_an_event_dated_a_little_ahead_of_the_server_clock_is_accepted(
+    collector: TestClient, svc: RecService
+) -> None:
+    import time
+
+    body = {"user_id": "u", "item_ids": ["a"], "actions": ["like"], "timestamp": time.time() + 3600}
+    assert collector.post("/interact", json=body).status_code == 200
+    assert svc.store.count_events() == 1
+
+
+@pytest.mark.parametrize("path", ["/recs/{}", "/api/v1/recommendations/{}", "/api/v1/users/{}"])
+def test_an_id_in_the_path_over_128_characters_is_a_422(client: TestClient, path: str) -> None:
+    r = client.get(path.format("u" * 129))
+    assert r.status_code == 422
+    assert "at most 128 characters" in r.json()["detail"]
+    assert client.get(path.format("u" * 128)).status_code in (200, 404)
+    assert client.get("/api/v1/health").json()["users"] <= 1  # the long one was never created

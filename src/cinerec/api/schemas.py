@@ -6,6 +6,7 @@ import math
 import time
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -17,16 +18,27 @@ from pydantic import (
 
 from cinerec.domain import VALUE_RANGES, EventKind
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+MAX_ID = 128
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID)]
+#: an id in a URL path (user, movie, session): the same bound as in a body
+PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
 Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+#: genres of one movie (the catalogue keeps a movies x genres matrix: unbounded lists of new
+#: genre names would grow it without limit)
+MAX_GENRES_PER_MOVIE = 20
+MovieGenres = Annotated[list[Genre], Field(max_length=MAX_GENRES_PER_MOVIE)]
 MAX_BATCH = 10_000
-# Up to year 2099: rejects milliseconds sent as seconds.
-TS_MAX = 4.1e9
+#: how far ahead of the server's clock an event may be dated (clock skew); later is refused:
+#: a like dated 2099 would outweigh every real one in time-decayed popularity
+TS_FUTURE_S = 86_400.0
 
 
 def _check_ts(ts: float) -> float:
-    if not math.isfinite(ts) or not 0 <= ts <= TS_MAX:
-        raise ValueError("timestamp must be Unix seconds (e.g. 1732190000.5), not milliseconds")
+    if not math.isfinite(ts) or not 0 <= ts <= time.time() + TS_FUTURE_S:
+        raise ValueError(
+            "timestamp must be Unix seconds between 1970 and one day from now "
+            "(e.g. 1732190000.5): not milliseconds, not the future"
+        )
     return ts
 
 
@@ -36,7 +48,7 @@ Timestamp = Annotated[float, AfterValidator(_check_ts)]
 # -- contract A ------------------------------------------------------------------------------
 class AddItemsRequest(BaseModel):
     item_ids: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
-    genres: list[list[Genre]] | None = None
+    genres: list[MovieGenres] | None = None
 
     @model_validator(mode="after")
     def _lengths(self) -> AddItemsRequest:
@@ -106,7 +118,7 @@ class MovieIn(BaseModel):
     id: Id
     title: Annotated[str, StringConstraints(max_length=512)] = ""
     year: int | None = Field(default=None, ge=1870, le=2200)
-    genres: list[Genre] = Field(default_factory=list, max_length=32)
+    genres: list[Genre] = Field(default_factory=list, max_length=MAX_GENRES_PER_MOVIE)
     rating_avg: float | None = Field(default=None, ge=0, le=10)
     # The store keeps it in a 32-bit INTEGER column (PostgreSQL); larger numbers were a 500.
     rating_count: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -13,6 +13,7 @@ from cinerec.api.schemas import (
     MovieIn,
     MovieOut,
     MoviesBatch,
+    PathId,
     RecommendedMovie,
     StatusResponse,
     UserIn,
@@ -52,7 +53,7 @@ def add_movies(body: MoviesBatch, svc: ServiceDep) -> StatusResponse:
 
 
 @router.get("/movies/{movie_id}", response_model=MovieOut)
-def get_movie(movie_id: str, svc: ServiceDep) -> MovieOut:
+def get_movie(movie_id: PathId, svc: ServiceDep) -> MovieOut:
     m = svc.get_movie(movie_id)
     if m is None:
         raise NotFoundError(f"movie {movie_id!r} does not exist")
@@ -69,7 +70,7 @@ def get_movie(movie_id: str, svc: ServiceDep) -> MovieOut:
 
 
 @router.put("/movies/{movie_id}/hidden", response_model=StatusResponse)
-def hide_movie(movie_id: str, hidden: bool, svc: ServiceDep) -> StatusResponse:
+def hide_movie(movie_id: PathId, hidden: bool, svc: ServiceDep) -> StatusResponse:
     """Hide a movie from every recommendation (or show it again)."""
     svc.set_movie_hidden(movie_id, hidden)
     return StatusResponse()
@@ -77,7 +78,7 @@ def hide_movie(movie_id: str, hidden: bool, svc: ServiceDep) -> StatusResponse:
 
 @router.get("/movies/{movie_id}/similar", response_model=list[RecommendedMovie])
 def similar(
-    movie_id: str, svc: ServiceDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+    movie_id: PathId, svc: ServiceDep, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> list[RecommendedMovie]:
     cat = svc.engine.catalog
     out = []
@@ -109,7 +110,7 @@ def add_users(body: UsersBatch, svc: ServiceDep) -> StatusResponse:
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-def get_user(user_id: str, svc: ServiceDep) -> UserOut:
+def get_user(user_id: PathId, svc: ServiceDep) -> UserOut:
     u = svc.get_user(user_id)
     if u is None:
         raise NotFoundError(f"user {user_id!r} does not exist")
@@ -117,5 +118,5 @@ def get_user(user_id: str, svc: ServiceDep) -> UserOut:
 
 
 @router.put("/users/{user_id}/favorite-genres", response_model=FavoriteGenres)
-def put_favorite_genres(user_id: str, body: FavoriteGenres, svc: ServiceDep) -> FavoriteGenres:
+def put_favorite_genres(user_id: PathId, body: FavoriteGenres, svc: ServiceDep) -> FavoriteGenres:
     return FavoriteGenres(genres=svc.set_favorite_genres(user_id, body.genres))

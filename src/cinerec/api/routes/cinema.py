@@ -13,6 +13,7 @@ from cinerec.api.schemas import (
     Genre,
     GenresTopResponse,
     Id,
+    PathId,
     StatusResponse,
 )
 from cinerec.service import InvalidInputError
@@ -29,14 +30,14 @@ def genres_top(svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
 
 
 @router.get("/recommendations/genres_top/{user_id}", response_model=GenresTopResponse)
-def genres_top_user(user_id: str, svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
+def genres_top_user(user_id: PathId, svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
     """Top-rated movies of the user's favourite genres (up to 3), or overall when none."""
     return GenresTopResponse(movies=svc.genre_top(user_id, limit))
 
 
 @router.get("/recommendations/{user_id}", response_model=CinemaRecommendations)
 def recommendations(
-    user_id: str,
+    user_id: PathId,
     svc: ServiceDep,
     caller: CallerDep,
     model: Annotated[
@@ -57,7 +58,7 @@ def recommendations(
 
 @router.post("/feedback/{session_id}", response_model=StatusResponse)
 def feedback(
-    session_id: str,
+    session_id: PathId,
     svc: ServiceDep,
     caller: CallerDep,
     body: Annotated[FeedbackRequest | None, Body()] = None,
@@ -78,7 +79,7 @@ def feedback(
 
 @router.post("/favorites/genres/{user_id}", response_model=StatusResponse)
 def favorite_genres(
-    user_id: str, genres: Annotated[list[Genre], Body(max_length=3)], svc: ServiceDep
+    user_id: PathId, genres: Annotated[list[Genre], Body(max_length=3)], svc: ServiceDep
 ) -> StatusResponse:
     """Set the user's favourite genres: a JSON list of at most 3 names."""
     svc.set_favorite_genres(user_id, genres)

@@ -14,6 +14,7 @@ from cinerec.api.schemas import (
     HealthOut,
     Id,
     NotInterestedIn,
+    PathId,
     RecommendationsOut,
     RecommendedMovie,
 )
@@ -46,7 +47,7 @@ def add_events(body: EventsBatch, svc: ServiceDep) -> EventsAccepted:
 
 
 @router.post("/users/{user_id}/not-interested", response_model=EventsAccepted)
-def not_interested(user_id: str, body: NotInterestedIn, svc: ServiceDep) -> EventsAccepted:
+def not_interested(user_id: PathId, body: NotInterestedIn, svc: ServiceDep) -> EventsAccepted:
     """Never recommend this movie to this user again."""
     return _accepted(svc.not_interested(user_id, body.movie_id))
 
@@ -73,7 +74,7 @@ def render(svc: RecService, result: RecResult) -> RecommendationsOut:
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsOut)
 def recommendations(
-    user_id: str,
+    user_id: PathId,
     svc: ServiceDep,
     k: Annotated[int | None, Query(ge=1, le=100)] = None,
     exclude: Annotated[list[Id] | None, Query(description="movie ids to leave out")] = None,

@@ -7,7 +7,13 @@ import time
 from fastapi import APIRouter, Response
 
 from cinerec.api.deps import ServiceDep
-from cinerec.api.schemas import AddItemsRequest, InteractRequest, ItemIdsResponse, StatusResponse
+from cinerec.api.schemas import (
+    AddItemsRequest,
+    InteractRequest,
+    ItemIdsResponse,
+    PathId,
+    StatusResponse,
+)
 from cinerec.domain import Event, EventKind
 
 router = APIRouter(tags=["contract A (grader)"])
@@ -33,7 +39,7 @@ def add_items(body: AddItemsRequest, svc: ServiceDep) -> StatusResponse:
 
 
 @router.get("/recs/{user_id}", response_model=ItemIdsResponse)
-async def recs(user_id: str, svc: ServiceDep) -> ItemIdsResponse:
+async def recs(user_id: PathId, svc: ServiceDep) -> ItemIdsResponse:
     # async: pure in-memory work, cheaper on the event loop than a thread hop
     result = svc.recommend(user_id)
     return ItemIdsResponse(item_ids=[i.movie_id for i in result.items])
