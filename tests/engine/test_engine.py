@@ -407,3 +407,18 @@ def test_a_source_that_scores_every_allowed_movie_alike_proposes_nothing() -> No
     _like(eng, "fan", "m3")
     for _ in range(5):  # every slot is drawn by the bandit (no ranker): never the flat source
         assert "flat" not in {r.source for r in eng.recommend("u", 10)}
+
+
+def test_the_same_like_repeated_counts_once() -> None:
+    eng = make_engine(n=40, share=0.0)
+    eng.apply_events([Event("spammer", "m5", EventKind.LIKE)] * 5000)
+    for fan in ("a", "b", "c"):
+        _like(eng, fan, "m7")
+    cat = eng.catalog
+    i5, i7 = cat.ids.get("m5"), cat.ids.get("m7")
+    assert cat.positive_cnt[i5] == 1 and cat.rating_cnt[i5] == 1
+    assert cat.popularity()[i7] > cat.popularity()[i5]
+    assert ids(eng.recommend("newcomer", 1, source="popular", explore=False)) == ["m7"]
+    # a dislike after the likes still turns the state over, and repeating it changes nothing
+    eng.apply_events([Event("spammer", "m5", EventKind.DISLIKE)] * 3)
+    assert cat.rating_cnt[i5] == 2 and eng.user("spammer").likes(i5) is False
