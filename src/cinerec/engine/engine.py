@@ -170,12 +170,13 @@ class Engine:
                 u.see(i)
                 if e.kind is EventKind.NOT_INTERESTED:
                     continue
-                # The same like (or dislike) again changes nothing: the user's state on the
-                # movie is already that, and the catalogue counts each user once, so that
-                # one client cannot push a movie up by repeating itself.
+                # The same like (or dislike) again changes only when the state was last
+                # confirmed (training's time decay): the catalogue counts each user once, so
+                # that one client cannot push a movie up by repeating itself.
                 if (
                     e.kind is EventKind.LIKE and u.likes(i) and u.interactions.get(i) == weight
                 ) or (e.kind is EventKind.DISLIKE and i in u.disliked):
+                    u.interaction_ts[i] = e.ts
                     continue
                 if weight is not None:
                     u.interactions[i] = weight
