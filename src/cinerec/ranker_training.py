@@ -130,7 +130,7 @@ def offline_groups(
         truth = cold_truth.get(u, held.get(u, set()))
         if not truth:
             continue
-        ok = view.servable & ~_mask(state.seen, view.n)
+        ok = engine.policy.allowed(state, view)  # what serving would let this user see
         t0 = time.perf_counter()
         with engine.lock:  # the neighbours' histories are live state
             cands = gather(state, view, sources, ok)
@@ -143,13 +143,6 @@ def offline_groups(
         labels = np.isin(cands.idx, np.fromiter(truth, dtype=np.int64)).astype(np.float32)
         out.append(Group(cands.features, tuple(cands.names), labels, len(truth), "offline"))
     return out
-
-
-def _mask(items: set[int], n: int) -> np.ndarray:
-    m = np.zeros(n, dtype=bool)
-    if items:
-        m[np.fromiter(items, dtype=np.int64, count=len(items))] = True
-    return m
 
 
 @dataclass(slots=True)

@@ -525,7 +525,7 @@ class Trainer:
         """Fit the personal models and the ranker; promote what is not worse on held-out
         evidence; serve the promoted models refitted on all the data.
 
-        1. Hold out the last positives of a sample of users; fit every model without them.
+        1. Hold out random positives of a sample of users; fit every model without them.
         2. Promote a model unless its held-out nDCG@10 is worse than the serving one's (the
            figure of that one's own check, while the data has not grown by 10 %).
         3. Train the ranker on the candidates of the held-out slice (with the models as fitted

@@ -342,6 +342,7 @@ class Engine:
                 )
                 rows: list[int] = []
                 cands = None
+                evidence = False
             else:
                 ok = self.policy.allowed(u, cat, ex, only)
                 sources = self.candidate_sources()
@@ -355,7 +356,7 @@ class Engine:
             if mark_shown and u is not None:
                 for p in picks:
                     self._shown(u, p.idx, p.source)
-                if cands is not None and rows and evidence:
+                if evidence and cands is not None and rows:
                     self.impressions.add(
                         u.idx,
                         [p.idx for p in picks[: len(rows)]],
