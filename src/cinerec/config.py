@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     )
     serving_model: str = Field(
         default="auto",
-        description="'auto' (serving models compete on live likes per impression) or a kind",
+        description="'auto' (every serving model proposes candidates to the ranker) or one kind",
     )
     promotion_tolerance: float = Field(
         default=0.005, ge=0, description="promote unless held-out nDCG@10 drops by more"
