@@ -71,9 +71,12 @@ def main() -> None:
         pos.data[pos.data < 0] = 0
         pos.eliminate_zeros()
         als = AlternatingLeastSquares(
-            factors=params["factors"], regularization=params["regularization"],
-            alpha=params["alpha"], iterations=params["iterations"],
-            random_state=params["random_state"], num_threads=1,
+            factors=params["factors"],
+            regularization=params["regularization"],
+            alpha=params["alpha"],
+            iterations=params["iterations"],
+            random_state=params["random_state"],
+            num_threads=1,
         )
         bare.append(timed(lambda als=als, pos=pos: als.fit(pos, show_progress=False)))
         ours.append(t_build + t_fit)
@@ -82,8 +85,10 @@ def main() -> None:
 
     # Per-request cost of a personal list, through the engine (fold-in + policy).
     rng = np.random.default_rng(0)
-    users = [svc.engine.user_ids.external(int(i))
-             for i in rng.choice(len(svc.engine.user_ids), size=1000, replace=False)]
+    users = [
+        svc.engine.user_ids.external(int(i))
+        for i in rng.choice(len(svc.engine.user_ids), size=1000, replace=False)
+    ]
     lat = []
     for u in users:
         t0 = time.perf_counter()
