@@ -6,12 +6,14 @@ Writes go to the store first (durable), then to the engine (visible to the next 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from cinerec.training import Trainer
 log = logging.getLogger(__name__)
 
 MAX_FAVORITE_GENRES = 3
+#: a write for at most this many users makes their plans before it answers
+REFRESH_ON_WRITE = 16
 DEMO_PATH = Path(__file__).resolve().parent / "demo_data" / "ml-latest-small"
 
 
@@ -39,6 +43,35 @@ class InvalidInputError(ValueError):
     """Input that passed schema validation but breaks a rule of the domain."""
 
 
+class UnavailableError(RuntimeError):
+    """A write that cannot be made durable now (the database is down or refuses it): retry
+    later. Nothing was acknowledged."""
+
+
+#: how long an answer waits for its list to be logged before giving up (503)
+LOG_TIMEOUT_S = 10.0
+
+
+def wait_logged(result: RecResult) -> None:
+    """Block until ``result``'s list is durable in the recommendation log (worker threads)."""
+    if result.logged is None:
+        return
+    try:
+        result.logged.result(timeout=LOG_TIMEOUT_S)
+    except Exception as exc:
+        raise UnavailableError("the list could not be stored; retry shortly") from exc
+
+
+async def logged(result: RecResult) -> None:
+    """Wait on the event loop until ``result``'s list is durable in the recommendation log."""
+    if result.logged is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(result.logged), LOG_TIMEOUT_S)
+    except Exception as exc:
+        raise UnavailableError("the list could not be stored; retry shortly") from exc
+
+
 @dataclass(slots=True)
 class RecResult:
     user_id: str
@@ -47,6 +80,9 @@ class RecResult:
     #: the source that produced most of the list (contract B's ``source``)
     source: str
     model_version: str | None = None
+    #: resolves once the list is in the recommendation log (what the user was shown survives
+    #: a crash from then on); None for a preview. HTTP answers wait for it.
+    logged: Future[None] | None = None
 
 
 @dataclass(slots=True)
@@ -57,20 +93,25 @@ class EventsResult:
 
 
 class RecLogWriter:
-    """Writes the recommendation log in the background, in batches, off the ``/recs`` path.
+    """Writes the recommendation log in the background with group commit.
 
-    The engine already knows what was shown (no re-shows even if the process dies); the log
-    is for feedback, metrics and audits. ``flush()`` waits until everything queued is stored.
+    Lists are queued as they are served; one thread writes all that waits in a single
+    transaction, then resolves each list's future. An HTTP answer waits for its list's future,
+    so a list a client received is durable (a restart replays the log as the users' shown
+    sets: no re-show after a crash), while many concurrent lists share one commit.
+    ``flush()`` waits until everything queued is stored.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.q: queue.Queue[RecLogEntry | None] = queue.Queue()
+        self.q: queue.Queue[tuple[RecLogEntry, Future[None]] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="rec-log-writer", daemon=True)
         self.thread.start()
 
-    def put(self, entry: RecLogEntry) -> None:
-        self.q.put(entry)
+    def put(self, entry: RecLogEntry) -> Future[None]:
+        fut: Future[None] = Future()
+        self.q.put((entry, fut))
+        return fut
 
     def _run(self) -> None:
         while True:
@@ -95,23 +136,70 @@ class RecLogWriter:
                 for _ in batch:
                     self.q.task_done()
 
-    def _write(self, batch: list[RecLogEntry]) -> None:
+    def _write(self, batch: list[tuple[RecLogEntry, Future[None]]]) -> None:
         try:
-            self.store.log_recommendations(batch)
-        except Exception:
+            self.store.log_recommendations([e for e, _ in batch])
+        except Exception as exc:
             if len(batch) == 1:
-                log.exception("could not write the log of session %s", batch[0].session_id)
+                entry, fut = batch[0]
+                log.exception("could not write the log of session %s", entry.session_id)
+                fut.set_exception(exc)
                 return
             # One entry the database refuses (PostgreSQL: a user id longer than its column, a
             # NUL character) must not lose the other entries of the batch.
-            for entry in batch:
-                self._write([entry])
+            for one in batch:
+                self._write([one])
+            return
+        for _, fut in batch:
+            fut.set_result(None)
 
     def flush(self) -> None:
         self.q.join()
 
     def close(self) -> None:
         self.q.put(None)
+        self.thread.join(timeout=10)
+
+
+class PlanRefresher:
+    """Makes fresh plans in the background for users whose plan went stale (the serving
+    models changed, or it grew old), coalescing repeated asks for the same user."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pending: dict[str | None, None] = {}
+        self._cv = threading.Condition()
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, name="plan-refresher", daemon=True)
+        self.thread.start()
+
+    def put(self, user_id: str | None) -> None:
+        with self._cv:
+            self._pending[user_id] = None
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                uid = next(iter(self._pending))
+                del self._pending[uid]
+            t0 = time.perf_counter()
+            try:
+                self.engine.refresh([uid])
+            except Exception:  # a failed refresh leaves the stale plan serving
+                log.exception("could not refresh the plan of %r", uid)
+            # Half the time at most: the engine lock stays free for the lists served
+            # meanwhile (what waits here is served from a stale plan, not held up).
+            time.sleep(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
         self.thread.join(timeout=10)
 
 
@@ -131,6 +219,8 @@ class RecService:
             evidence_share=settings.ranker_evidence_share,
         )
         self.rec_log = RecLogWriter(self.store)
+        self.refresher = PlanRefresher(self.engine)
+        self.engine.on_stale = self.refresher.put
         self.trainer = Trainer(settings, self.store, self.engine)
         self._wipe_lock = threading.Lock()
         self.started_at = time.time()
@@ -158,6 +248,12 @@ class RecService:
             eng.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
         self.trainer.load_serving()
         self.trainer.last_trained_events = eng.n_events
+        # Plans for everyone who has a history, in the background: the first list after a
+        # restart is served from one.
+        eng.refresh([None])
+        for state in list(eng.users.values()):
+            if state.interactions or state.favorite_genres:
+                self.refresher.put(state.id)
 
     def load_demo_if_empty(self, path: Path | None = None) -> bool:
         if self.store.count_movies() > 0:
@@ -168,6 +264,7 @@ class RecService:
         return True
 
     def close(self) -> None:
+        self.refresher.close()
         self.rec_log.close()
         self.store.close()
 
@@ -199,6 +296,7 @@ class RecService:
     def add_movies(self, movies: Sequence[Movie]) -> int:
         n = self.store.upsert_movies(movies)
         self.engine.upsert_movies(movies)
+        self.engine.refresh([None])  # newcomers' shared plan sees the new movies at once
         self.cache.clear()
         return n
 
@@ -261,6 +359,15 @@ class RecService:
         self.engine.apply_events(new)
         catalog = self.engine.catalog
         unknown = sorted({e.movie_id for e in new if not catalog.is_active(e.movie_id)})
+        # Work on write: the users who acted get their next list's plan now, so that list
+        # is served at once and reflects what they did. A large batch (an import) leaves
+        # its users to be planned on their next request.
+        users = list(dict.fromkeys(e.user_id for e in new))
+        if len(users) <= REFRESH_ON_WRITE:
+            self.engine.refresh(users)
+        else:
+            for user in users:
+                self.refresher.put(user)
         return EventsResult(len(new), len(events) - len(new), unknown)
 
     # -- recommendations -----------------------------------------------------------------
@@ -287,10 +394,30 @@ class RecService:
             explore=explore,
             mark_shown=record,
         )
-        session_id = session_id or uuid.uuid4().hex
+        return self._result(user_id, items, source, session_id, record)
+
+    def try_recommend(self, user_id: str, explore: bool = True) -> RecResult | None:
+        """The default list, if it can be served at once from a plan without waiting for
+        the engine (the event loop's fast path); None otherwise: then call
+        :meth:`recommend` from a worker thread."""
+        items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore)
+        if items is None:
+            return None
+        return self._result(user_id, items, None, None, True)
+
+    def _result(
+        self,
+        user_id: str,
+        items: list[Recommended],
+        source: str | None,
+        session_id: str | None,
+        record: bool,
+    ) -> RecResult:
+        session_id = session_id or os.urandom(16).hex()  # uuid4's cost, a tenth
         main = _main_source(items, source)
+        logged = None
         if record:
-            self.rec_log.put(
+            logged = self.rec_log.put(
                 RecLogEntry(
                     session_id,
                     user_id,
@@ -299,7 +426,7 @@ class RecService:
                     main,
                 )
             )
-        return RecResult(user_id, session_id, items, main)
+        return RecResult(user_id, session_id, items, main, logged=logged)
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:
         favs: list[str] = []

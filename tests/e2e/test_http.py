@@ -57,7 +57,9 @@ class Server:
             self.proc.wait()
 
 
-def start_server(workdir: Path, *extra: str, timeout: float = 60.0) -> Server:
+def start_server(
+    workdir: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> Server:
     """``cinerec serve`` on free ports with a fresh SQLite file; waits for /healthcheck on
     both ports (or fails with the server's output)."""
     port, collector_port = free_port(), free_port()
@@ -74,8 +76,8 @@ def start_server(workdir: Path, *extra: str, timeout: float = 60.0) -> Server:
         database_url,
         *extra,
     ]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    with log.open("wb") as out:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(
         proc,

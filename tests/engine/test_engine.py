@@ -369,26 +369,61 @@ class _Counting(_Fixed):
         return super().scores(user, catalog)
 
 
-def test_a_source_ranker_asks_only_its_source_and_evidence_lists_ask_all() -> None:
+def test_a_plan_asks_only_the_rankers_sources_and_serves_several_lists() -> None:
     from cinerec.engine.ranking import SegmentedRanker, SourceRanker
 
-    eng = make_engine(n=100, share=0.0)
-    served, other = _Counting("served", np.arange(50)), _Counting("other", np.arange(50, 100))
+    eng = make_engine(n=200, share=0.0)
+    served, other = _Counting("served", np.arange(100)), _Counting("other", np.arange(100, 200))
     eng.register(served)
     eng.register(other)
     eng.personal_pool = ["served", "other"]
     eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.draw_source = lambda names: "served"  # type: ignore[method-assign]
     eng.evidence_share = 0.0
+    eng.apply_events([Event("u", "m199", EventKind.LIKE)])
     recs = eng.recommend("u", 10, explore=False)
     assert [r.movie_id for r in recs] == [f"m{i}" for i in range(10)]
     assert (served.calls, other.calls) == (1, 0)
     assert not eng.impressions.groups  # nothing logged: these rows lack the other sources
+    # The same plan serves the next lists: no source is asked again until the user acts.
+    recs = eng.recommend("u", 10, explore=False)
+    assert [r.movie_id for r in recs] == [f"m{i}" for i in range(10, 20)]
+    assert (served.calls, other.calls) == (1, 0)
+    # An evidence plan asks every source and logs the rows of its first list only.
     eng.evidence_share = 1.0
-    eng.recommend("u", 10, explore=False)
+    eng.apply_events([Event("u", "m198", EventKind.LIKE)])
+    recs = eng.recommend("u", 10, explore=False)
     assert (served.calls, other.calls) == (2, 1)
     ((_, group, movies),) = eng.impressions.groups
-    assert movies == list(range(10, 20))
+    assert movies == list(range(20, 30))
     assert "other:rank" in group.names and "newest:rank" in group.names
+    eng.recommend("u", 10, explore=False)
+    assert len(eng.impressions.groups) == 1
+
+
+def test_a_like_makes_the_plan_again_and_a_model_swap_only_marks_it_stale() -> None:
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=200, share=0.0)
+    served = _Counting("served", np.arange(100))
+    eng.register(served)
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.apply_events([Event("u", "m199", EventKind.LIKE)])
+    eng.recommend("u", 10, explore=False)
+    assert served.calls == 1
+    eng.apply_events([Event("u", "m198", EventKind.LIKE)])
+    eng.recommend("u", 10, explore=False)
+    assert served.calls == 2  # the user acted: the list must reflect it
+    stale: list[str | None] = []
+    eng.on_stale = stale.append
+    eng.register(_Fixed("unused", np.arange(5)))  # the serving version moves on
+    recs = eng.recommend("u", 10, explore=False)
+    assert served.calls == 2 and stale == ["u"] and len(recs) == 10
+    eng.recommend("u", 10, explore=False)
+    assert stale == ["u"]  # asked once
+    assert eng.refresh(["u"]) == 1 and served.calls == 3
+    assert eng.refresh(["u"]) == 0
 
 
 class _Flat(Recommender):

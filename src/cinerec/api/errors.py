@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from cinerec.engine import UnknownSourceError
-from cinerec.service import InvalidInputError, NotFoundError
+from cinerec.service import InvalidInputError, NotFoundError, UnavailableError
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -46,6 +46,10 @@ async def invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": str(exc)})
 
 
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
+
+
 async def unknown_source(request: Request, exc: Exception) -> JSONResponse:
     svc = request.app.state.service
     known = ", ".join(sorted(svc.engine.recommenders))
@@ -68,3 +72,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInputError, invalid_input)
     app.add_exception_handler(UnknownSourceError, unknown_source)
     app.add_exception_handler(DataError, unstorable)
+    app.add_exception_handler(UnavailableError, unavailable)

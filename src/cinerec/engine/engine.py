@@ -7,8 +7,9 @@ and calls it from the API, the CLI, the simulator and the trainer alike.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,14 @@ import numpy as np
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine.ids import IdMap
-from cinerec.engine.policy import BlendPart, Pick, ServingPolicy, top_n
+from cinerec.engine.plans import (
+    PLAN_EXPLORE_LISTS,
+    PLAN_SIZE,
+    PLAN_TTL_S,
+    SHARED_EXPLORE,
+    Plan,
+)
+from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
     CoLikesRecommender,
@@ -72,13 +80,21 @@ class Engine:
         self.policy = ServingPolicy(exploration_share, seed, exploration_saturation)
         self.lock = threading.RLock()
         self.recommenders: dict[str, Recommender] = {}
+        #: bumped whenever what makes a plan changes (sources, models, ranker, catalogue):
+        #: plans made before are stale (see :mod:`cinerec.engine.plans`)
+        self.version = 0
         #: the personal model with the best held-out figure (reports; set by the trainer)
         self.personal: str | None = None
-        #: personal models that propose candidates to the ranker (set by the trainer)
-        self.personal_pool: list[str] = []
-        #: orders the candidates of the default list (None until one is trained: then a
-        #: bandit over the sources fills the list)
-        self.ranker: Ranker | None = None
+        self._personal_pool: list[str] = []
+        self._ranker: Ranker | None = None
+        #: called (under the lock) with a user id, or None for the shared plan, when a stale
+        #: plan was served: the service makes a fresh one in the background. Unset, stale
+        #: plans are made again at once.
+        self.on_stale: Callable[[str | None], None] | None = None
+        self._shared_plan: Plan | None = None
+        #: (key, value) caches of per-list catalogue figures that change slowly
+        self._servable: tuple[tuple[int, int], np.ndarray] | None = None
+        self._explore_slots: tuple[tuple[int, int, int], int] | None = None
         self.impressions = ImpressionLog()
         #: share of the default lists that ask every source and log their feature rows
         #: (online evidence for the next ranker); the others ask only the sources the
@@ -106,6 +122,29 @@ class Engine:
         self.reset()
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def ranker(self) -> Ranker | None:
+        """Orders the candidates of the default list (None until one is trained: then a
+        bandit over the sources fills the list)."""
+        return self._ranker
+
+    @ranker.setter
+    def ranker(self, ranker: Ranker | None) -> None:
+        with self.lock:
+            self._ranker = ranker
+            self.version += 1
+
+    @property
+    def personal_pool(self) -> list[str]:
+        """Personal models that propose candidates to the ranker (set by the trainer)."""
+        return self._personal_pool
+
+    @personal_pool.setter
+    def personal_pool(self, names: list[str]) -> None:
+        with self.lock:
+            self._personal_pool = list(names)
+            self.version += 1
+
     def reset(self) -> None:
         """Forget all state. Trained models go too: their dense ids would no longer match."""
         with self.lock:
@@ -116,6 +155,8 @@ class Engine:
             self.ranker = None
             self.impressions.clear()
             self.generation += 1
+            self.version += 1
+            self._shared_plan = None
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
@@ -127,6 +168,7 @@ class Engine:
         """Add or replace a recommender (personal models register themselves here)."""
         with self.lock:
             self.recommenders[rec.name] = rec
+            self.version += 1
 
     def user(self, user_id: str, create: bool = True) -> UserState | None:
         idx = self.user_ids.get(user_id)
@@ -142,18 +184,21 @@ class Engine:
         with self.lock:
             for m in movies:
                 self.catalog.upsert(m)
+            self.version += 1
 
     def set_hidden(self, movie_id: str, hidden: bool) -> None:
         with self.lock:
             idx = self.catalog.ids.get(movie_id)
             if idx is not None:
                 self.catalog.hidden[idx] = hidden
+                self.version += 1
 
     def set_favorite_genres(self, user_id: str, genres: Sequence[str]) -> None:
         with self.lock:
             u = self.user(user_id)
             assert u is not None
             u.favorite_genres = list(genres)
+            u.plan = None
 
     def apply_events(self, events: Iterable[Event]) -> None:
         """Fold new events into the serving state (call once per stored event)."""
@@ -329,6 +374,8 @@ class Engine:
         rows of what was shown wait for the user's reaction (online ranker training).
         """
         with self.lock:
+            if source is None and not exclude and not genres and mark_shown:
+                return self._external(self._serve(user_id, k, explore))
             u = self.user(user_id, create=mark_shown)
             cat = self.catalog
             ex = [i for i in (cat.ids.get(m) for m in exclude) if i is not None]
@@ -340,30 +387,243 @@ class Engine:
                 picks = self.policy.recommend(
                     u, cat, parts, k, exclude=ex, only=only, explore=explore
                 )
-                rows: list[int] = []
-                cands = None
-                evidence = False
             else:
+                # A filtered list or a preview: made on the spot, from every source.
                 ok = self.policy.allowed(u, cat, ex, only)
-                sources = self.candidate_sources()
-                evidence = mark_shown and self._rng.random() < self.evidence_share
-                needed, drawn = self._needed(u, sources, explore and not evidence)
-                cands = gather(u, cat, sources, ok, only=None if evidence else needed)
+                cands = gather(u, cat, self.candidate_sources(), ok)
                 n_explore = self.policy.exploration_slots(cat, k) if explore else 0
-                picks, rows = self._ranked(cands, k - n_explore, explore, drawn)
+                picks, _ = self._ranked(cands, k - n_explore, explore)
                 ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
                 self.policy.complete(picks, u, cat, ok, k, ranked, [1.0] * len(ranked), ex, only)
             if mark_shown and u is not None:
                 for p in picks:
                     self._shown(u, p.idx, p.source)
-                if evidence and cands is not None and rows:
-                    self.impressions.add(
-                        u.idx,
-                        [p.idx for p in picks[: len(rows)]],
-                        cands.features[rows],
-                        cands.names,
-                    )
             return self._external(picks)
+
+    # -- plans (see cinerec.engine.plans) -------------------------------------------------
+    def _uses_shared_plan(self, u: UserState | None) -> bool:
+        return u is None or (not u.interactions and not u.favorite_genres)
+
+    def make_plan(self, u: UserState | None) -> Plan:
+        """Ask the sources and the ranker for a user's candidates (``None``: the shared plan
+        of users with no history). Call under the lock."""
+        cat = self.catalog
+        shared = u is None
+        ok = self.policy.allowed(u, cat)
+        sources = self.candidate_sources()
+        # The shared plan serves many lists: it asks every source and keeps the rows, and
+        # each list it serves is evidence with probability evidence_share.
+        evidence = shared or self._rng.random() < self.evidence_share
+        needed, drawn = self._needed(u, sources, not evidence)
+        cands = gather(u, cat, sources, ok, only=None if evidence else needed)
+        has_ranker = self.ranker is not None
+        if has_ranker and len(cands):
+            assert self.ranker is not None
+            s = self.ranker.score(cands.features, cands.names)
+            order = np.argsort(-s, kind="stable")[:PLAN_SIZE]
+            ranked = cands.idx[order].astype(np.int64)
+            best = [cands.best_source[int(r)] for r in order]
+            scores = s[order].astype(np.float64)
+        else:
+            ranked, best, scores = np.empty(0, np.int64), [], np.empty(0)
+        proposals = {
+            name: (prop, cands.scores[name][prop].astype(np.float64))
+            for name, prop in cands.proposals.items()
+        }
+        # Exploration: several lists' worth of least-shown picks, ordered by taste.
+        want = (
+            SHARED_EXPLORE
+            if shared
+            else PLAN_EXPLORE_LISTS * max(1, self.policy.exploration_slots(cat, 10))
+        )
+        picks: list[Pick] = []
+        taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
+        ok_explore = ok.copy()
+        ok_explore[ranked[: PLAN_SIZE // 2]] = False
+        self.policy._explore(picks, set(), ok_explore, cat, want, taste, [1.0] * len(taste))
+        explore = np.fromiter((p.idx for p in picks), dtype=np.int64, count=len(picks))
+        keep = evidence and len(cands) > 0
+        return Plan(
+            version=self.version,
+            n_events=u.n_events if u is not None else -1,
+            made_at=time.monotonic(),
+            ranked=ranked,
+            sources=best,
+            scores=scores,
+            proposals=proposals,
+            drawn=drawn,
+            explore=explore,
+            has_ranker=has_ranker,
+            cand_idx=cands.idx if keep else None,
+            features=cands.features if keep else None,
+            names=cands.names if keep else [],
+            shared=shared,
+        )
+
+    def _plan_for(self, u: UserState) -> Plan:
+        """The plan to serve ``u`` from: made now when there is none or the user acted since
+        (the list must reflect it); served stale (and refreshed in the background) when only
+        the models or the clock moved on."""
+        shared = self._uses_shared_plan(u)
+        plan = self._shared_plan if shared else u.plan
+        if plan is None or (not shared and plan.n_events != u.n_events):
+            plan = self.make_plan(None if shared else u)
+        elif plan.version != self.version or time.monotonic() - plan.made_at > PLAN_TTL_S:
+            if self.on_stale is None:
+                plan = self.make_plan(None if shared else u)
+            elif not plan.refreshing:
+                plan.refreshing = True
+                self.on_stale(None if shared else u.id)
+        if shared:
+            self._shared_plan = plan
+        else:
+            u.plan = plan
+        return plan
+
+    def refresh(self, user_ids: Iterable[str | None]) -> int:
+        """Make fresh plans for these users (None: the shared plan) where theirs is missing,
+        invalid or stale; returns how many were made. The write path calls this after a
+        user's events, so that the next list is served from a plan at once."""
+        made = 0
+        for uid in user_ids:
+            with self.lock:
+                if uid is None:
+                    self._shared_plan = self.make_plan(None)
+                    made += 1
+                    continue
+                u = self.user(uid, create=False)
+                if u is None or self._uses_shared_plan(u):
+                    continue
+                p = u.plan
+                if (
+                    p is None
+                    or p.n_events != u.n_events
+                    or p.version != self.version
+                    or p.refreshing
+                ):
+                    u.plan = self.make_plan(u)
+                    made += 1
+        return made
+
+    def try_serve(self, user_id: str, k: int, explore: bool = True) -> list[Recommended] | None:
+        """The default list (as :meth:`recommend`), only if it can be had at once: the lock
+        is free and the user's plan needs no making. None otherwise. The event loop calls
+        this, so a reader never waits there for training, a large batch or a wipe."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            u = self.user(user_id)
+            assert u is not None
+            plan = self._shared_plan if self._uses_shared_plan(u) else u.plan
+            if plan is None or (not plan.shared and plan.n_events != u.n_events):
+                return None
+            return self._external(self._serve(user_id, k, explore))
+        finally:
+            self.lock.release()
+
+    def _serve(self, user_id: str, k: int, explore: bool) -> list[Pick]:
+        """A default list from the user's plan; marks it shown. Call under the lock."""
+        u = self.user(user_id)
+        assert u is not None
+        plan = self._plan_for(u)
+        picks, rows = self._take(u, plan, k, explore)
+        if len(picks) < k:
+            # The plan ran dry (or is from before what the user has since seen): make it
+            # again; what still lacks is filled by re-shows.
+            plan = self.make_plan(None if plan.shared else u)
+            if plan.shared:
+                self._shared_plan = plan
+            else:
+                u.plan = plan
+            picks, rows = self._take(u, plan, k, explore, fill=True)
+            if len(picks) < k:
+                # Too few candidates: the rest from the whole catalogue, then re-shows.
+                ok = self.policy.allowed(u, self.catalog)
+                self.policy.complete(picks, u, self.catalog, ok, k, [], [], [], None)
+        for p in picks:
+            self._shown(u, p.idx, p.source)
+        if plan.features is not None and plan.cand_idx is not None and rows:
+            if not plan.shared or self._rng.random() < self.evidence_share:
+                self.impressions.add(
+                    u.idx,
+                    [p.idx for p in picks[: len(rows)]],
+                    plan.features[rows],
+                    plan.names,
+                )
+            if not plan.shared:  # a user's plan is evidence for its first list only
+                plan.features = plan.cand_idx = None
+        return picks
+
+    def _servable_now(self) -> np.ndarray:
+        """``catalog.servable``, made again only when the catalogue or a hidden flag changed
+        (both bump ``version``)."""
+        key = (self.catalog.n, self.version)
+        if self._servable is None or self._servable[0] != key:
+            self._servable = (key, self.catalog.servable)
+        return self._servable[1]
+
+    def _exploration_slots(self, k: int) -> int:
+        """``policy.exploration_slots``, counted again at most once a second (coverage moves
+        slowly; counting it is a pass over the catalogue)."""
+        key = (k, self.version, int(time.monotonic()))
+        if self._explore_slots is None or self._explore_slots[0] != key:
+            self._explore_slots = (key, self.policy.exploration_slots(self.catalog, k))
+        return self._explore_slots[1]
+
+    def _take(
+        self, u: UserState, plan: Plan, k: int, explore: bool, fill: bool = False
+    ) -> tuple[list[Pick], list[int]]:
+        """Walk the plan: the ranker's order, the bandit slot, then exploration; skip what
+        the user has seen or may no longer be shown. Exploration fills its own slots only,
+        unless ``fill`` (then it also fills what the plan's main slots lack). Returns the
+        picks and, for evidence plans, the candidate rows of the ranked and bandit picks."""
+        seen = u.seen
+        servable = self._servable_now()
+        n_explore = self._exploration_slots(k) if explore else 0
+        n_main = k - n_explore
+        n_bandit = (1 if explore and n_main > 1 else 0) if plan.has_ranker else n_main
+        picks: list[Pick] = []
+        taken: set[int] = set()
+        for r in range(len(plan.ranked)):
+            if len(picks) >= n_main - n_bandit:
+                break
+            i = int(plan.ranked[r])
+            if i in seen or not servable[i]:
+                continue
+            picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
+            taken.add(i)
+        cursors = dict.fromkeys(plan.proposals, 0)
+        for _ in range(n_bandit):
+            open_ = [name for name, c in cursors.items() if c < len(plan.proposals[name][0])]
+            while open_:
+                name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
+                prop, sc = plan.proposals[name]
+                c = cursors[name]
+                while c < len(prop) and (
+                    int(prop[c]) in taken or int(prop[c]) in seen or not servable[int(prop[c])]
+                ):
+                    c += 1
+                cursors[name] = c + 1
+                if c < len(prop):
+                    i = int(prop[c])
+                    taken.add(i)
+                    picks.append(Pick(i, name, float(sc[c])))
+                    break
+                open_.remove(name)
+        rows = [plan.row_of(p.idx) for p in picks] if plan.features is not None else []
+        pool = plan.explore
+        if plan.shared and len(pool):
+            pool = pool[self.policy.rng.permutation(len(pool))]
+        stop = k if fill else len(picks) + n_explore
+        for i in pool:
+            if len(picks) >= stop:
+                break
+            i = int(i)
+            if i in taken or i in seen or not servable[i]:
+                continue
+            taken.add(i)
+            picks.append(Pick(i, EXPLORE, 0.0))
+        return picks, rows
 
     def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
         ext = self.catalog.ids.external

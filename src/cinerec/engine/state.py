@@ -12,6 +12,7 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,9 @@ class UserState:
     #: every movie the user currently likes, oldest first
     liked: array = field(default_factory=lambda: array("i"))
     n_events: int = 0
+    #: ranked candidates made on write (:class:`cinerec.engine.plans.Plan`); None until the
+    #: user's first personal list
+    plan: Any = None
 
     def see(self, idx: int) -> bool:
         """Add a movie to ``seen``; True if it is new there."""

@@ -16,7 +16,7 @@ from cinerec.api.schemas import (
     PathId,
     StatusResponse,
 )
-from cinerec.service import InvalidInputError
+from cinerec.service import InvalidInputError, wait_logged
 
 router = APIRouter(prefix="/api/recommend/v1", tags=["contract B (cinema)"])
 
@@ -49,6 +49,7 @@ def recommendations(
     identifies the logged list for feedback."""
     source = model if model and model in svc.engine.recommenders else None
     result = svc.recommend(user_id, k, source=source)
+    wait_logged(result)
     return CinemaRecommendations(
         source=result.source,
         recommendations=[i.movie_id for i in result.items],

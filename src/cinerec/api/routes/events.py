@@ -19,7 +19,7 @@ from cinerec.api.schemas import (
     RecommendedMovie,
 )
 from cinerec.domain import Event
-from cinerec.service import EventsResult, RecResult, RecService
+from cinerec.service import EventsResult, RecResult, RecService, wait_logged
 
 router = APIRouter(prefix="/api/v1", tags=["events and recommendations"])
 
@@ -100,6 +100,7 @@ def recommendations(
         explore=explore,
         record=record,
     )
+    wait_logged(result)
     return render(svc, result)
 
 

@@ -1,0 +1,67 @@
+"""Plans: a user's ranked candidates, made when the user acts and served from on read.
+
+Making a default list means asking every candidate source and running the ranker: a few
+milliseconds to tens of milliseconds. A plan does that work once, when the user's events
+arrive (or when the serving models change), and keeps several lists' worth of the result:
+
+- ``ranked``: the ranker's best candidates, best first;
+- ``proposals``: each asked source's own best candidates (the bandit slot draws a source and
+  takes its best movie the ranker did not already pick);
+- ``explore``: exploration picks (least-shown movies of a random sample of the catalogue,
+  ordered by this user's taste).
+
+Serving a list from a plan is a walk down those arrays that skips what the user has seen
+since: microseconds. A plan is *invalid* once the user has acted since it was made (the next
+list must reflect the like) and is then made again before serving; it is *stale* once the
+serving models changed or it grew old, and is then served once more while a fresh one is made
+in the background. Users with no history and no favourite genres share one plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: the ranker's best candidates a plan keeps: several lists' worth, so a user who asks again
+#: without acting is served from the same plan
+PLAN_SIZE = 60
+#: exploration picks a plan keeps, in lists' worth
+PLAN_EXPLORE_LISTS = 4
+#: exploration picks of the shared plan of users with no history (each list draws from them)
+SHARED_EXPLORE = 200
+#: a plan older than this is served once more while a fresh one is made (popularity and the
+#: co-likes of other users move on; the user's own events remake it at once)
+PLAN_TTL_S = 300.0
+
+
+@dataclass(slots=True)
+class Plan:
+    #: the engine's serving version when the plan was made (models, ranker, catalogue)
+    version: int
+    #: the user's event count when the plan was made (-1 for the shared plan)
+    n_events: int
+    made_at: float
+    #: the ranker's order: movie ids, the source that ranks each best, its ranker score
+    ranked: np.ndarray
+    sources: list[str]
+    scores: np.ndarray
+    #: per asked source: its best movie ids, best first, and their scores
+    proposals: dict[str, tuple[np.ndarray, np.ndarray]]
+    #: the source the bandit slot uses (drawn when the plan was made); None = draw per list
+    drawn: str | None
+    explore: np.ndarray
+    #: whether a ranker ordered ``ranked`` (else every main slot is the bandit's)
+    has_ranker: bool
+    #: online evidence: the candidates' ids (sorted) and feature rows, kept until the plan's
+    #: first list is shown (for the shared plan: for every list drawn as evidence)
+    cand_idx: np.ndarray | None = None
+    features: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+    shared: bool = False
+    #: set when a fresh plan has been asked for (so it is asked once)
+    refreshing: bool = False
+
+    def row_of(self, movie: int) -> int:
+        assert self.cand_idx is not None
+        return int(np.searchsorted(self.cand_idx, movie))
