@@ -102,6 +102,18 @@ def user_paths(tag: str) -> Iterator[str]:
 
 
 # -- servers -------------------------------------------------------------------------------
+def wait_for_plans(url: str, timeout: float = 600.0) -> float:
+    """Wait until the service has made every plan it queued in the background (after a
+    model swap each user's plan is remade); returns the seconds it took. Measures the steady
+    state: lists served from plans, not the minutes after a swap."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if httpx.get(f"{url}/api/v1/health", timeout=30).json().get("plans_pending", 0) == 0:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -332,11 +344,13 @@ def main() -> None:
             if args.models == "trained":
                 print("training (full) ...", flush=True)
                 personal = train(urls["service"])
+            settle = wait_for_plans(urls["service"])
             sample = httpx.get(f"{urls['service']}/recs/liker-1").json()["item_ids"]
             assert len(sample) == 10, sample
             health = httpx.get(f"{urls['service']}/api/v1/health").json()
             print(f"service up in {startup:.1f} s: {health['movies']} movies, "
-                  f"{health['events']} events, personal model {personal}; "
+                  f"{health['events']} events, personal model {personal}, plans made "
+                  f"in the background {settle:.1f} s after training; "
                   f"client {client}, c={args.concurrency}")  # fmt: skip
             for name, url in urls.items():  # warm-up, not recorded
                 if client == "wrk":

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MAX_FAVORITE_GENRES = 3
 #: a write for at most this many users makes their plans before it answers
 REFRESH_ON_WRITE = 16
+#: how often lists served without the engine lock are folded into its state
+FOLD_INTERVAL_S = 0.02
 DEMO_PATH = Path(__file__).resolve().parent / "demo_data" / "ml-latest-small"
 
 
@@ -163,7 +165,8 @@ class RecLogWriter:
 
 class PlanRefresher:
     """Makes fresh plans in the background for users whose plan went stale (the serving
-    models changed, or it grew old), coalescing repeated asks for the same user."""
+    models changed, or it grew old), coalescing repeated asks for the same user; between
+    them, folds the lists the event loop served into the engine's state."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -173,6 +176,11 @@ class PlanRefresher:
         self.thread = threading.Thread(target=self._run, name="plan-refresher", daemon=True)
         self.thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Users waiting for a fresh plan."""
+        return len(self._pending)
+
     def put(self, user_id: str | None) -> None:
         with self._cv:
             self._pending[user_id] = None
@@ -181,12 +189,17 @@ class PlanRefresher:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._pending and not self._stop:
-                    self._cv.wait()
+                if not self._pending and not self._stop:
+                    self._cv.wait(FOLD_INTERVAL_S)
                 if self._stop:
                     return
-                uid = next(iter(self._pending))
-                del self._pending[uid]
+                idle = not self._pending
+                if not idle:
+                    uid = next(iter(self._pending))
+                    del self._pending[uid]
+            if idle:
+                self.engine.fold_served()
+                continue
             t0 = time.perf_counter()
             try:
                 self.engine.refresh([uid])
@@ -290,7 +303,12 @@ class RecService:
             except Exception as exc:  # health reports failures, it does not raise them
                 checks[name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
         ok = all(c["status"] == "ok" for c in checks.values())
-        return {"status": "ok" if ok else "degraded", "checks": checks, **self.engine.stats()}
+        return {
+            "status": "ok" if ok else "degraded",
+            "checks": checks,
+            "plans_pending": self.refresher.backlog,
+            **self.engine.stats(),
+        }
 
     # -- catalogue & users ---------------------------------------------------------------
     def add_movies(self, movies: Sequence[Movie]) -> int:

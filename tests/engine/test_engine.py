@@ -457,3 +457,48 @@ def test_the_same_like_repeated_counts_once() -> None:
     # a dislike after the likes still turns the state over, and repeating it changes nothing
     eng.apply_events([Event("spammer", "m5", EventKind.DISLIKE)] * 3)
     assert cat.rating_cnt[i5] == 2 and eng.user("spammer").likes(i5) is False
+
+
+def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_locked_path() -> None:
+    import threading
+
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=300, share=0.2)
+    eng.register(_Fixed("served", np.arange(300)))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.apply_events([Event("u", "m299", EventKind.LIKE)])
+    assert eng.try_serve("u", 10) is None  # no plan yet: the locked path makes it
+    shown = ids(eng.recommend("u", 10))
+    assert eng.try_serve("stranger", 10) is None
+    assert eng.refresh([None]) == 1  # the shared plan of users with no history
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with eng.lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    try:
+        for _ in range(3):  # served without the lock (a training run or a wipe holds it)
+            recs = eng.try_serve("u", 10)
+            assert recs is not None and len(recs) == 10
+            assert not set(ids(recs)) & set(shown)
+            shown += ids(recs)
+        new = eng.try_serve("stranger", 10)  # unknown users too: the shared plan
+        assert new is not None and len(new) == 10
+    finally:
+        release.set()
+        t.join()
+    assert "stranger" not in eng.user_ids  # nothing is created without the lock...
+    for _ in range(3):  # ...and the locked path skips what the fast path served
+        recs = ids(eng.recommend("u", 10))
+        assert not set(recs) & set(shown)
+        shown += recs
+    assert len(eng.users[eng.user_ids.get("u")].shown) == len(shown) == 70
+    assert eng.user("stranger", create=False) is not None  # folded in by then
+    assert eng.fold_served() is False  # nothing left to fold

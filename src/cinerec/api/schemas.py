@@ -234,6 +234,9 @@ class SourceQuality(BaseModel):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, Any]
+    plans_pending: int = Field(
+        0, description="users waiting for a fresh plan (made in the background)"
+    )
     movies: int
     users: int
     events: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,16 @@ class UnknownSourceError(ValueError):
 
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
+_NO_TALLY = SourceTally()
+
+
+@dataclass(slots=True)
+class _Served:
+    """A list served on the fast path, not yet folded into the serving state."""
+
+    picks: list[Pick]
+    rows: list[int]
+    plan: Plan
 
 
 class Engine:
@@ -95,6 +105,12 @@ class Engine:
         #: (key, value) caches of per-list catalogue figures that change slowly
         self._servable: tuple[tuple[int, int], np.ndarray] | None = None
         self._explore_slots: tuple[tuple[int, int, int], int] | None = None
+        #: lists served without the engine lock (:meth:`try_serve`), by user id, until the
+        #: next holder of the lock folds them into the users' shown sets (:meth:`_drain`).
+        #: ``_pending_lock`` is only ever held for microseconds; a holder of ``lock`` may
+        #: take it, never the other way round.
+        self._pending_lock = threading.Lock()
+        self._pending: dict[str, list[_Served]] = {}
         self.impressions = ImpressionLog()
         #: share of the default lists that ask every source and log their feature rows
         #: (online evidence for the next ranker); the others ask only the sources the
@@ -157,6 +173,8 @@ class Engine:
             self.generation += 1
             self.version += 1
             self._shared_plan = None
+            with self._pending_lock:
+                self._pending = {}
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
@@ -203,8 +221,9 @@ class Engine:
     def apply_events(self, events: Iterable[Event]) -> None:
         """Fold new events into the serving state (call once per stored event)."""
         w = self.weights
-        cat = self.catalog
         with self.lock:
+            self._drain()
+            cat = self.catalog
             for e in events:
                 u = self.user(e.user_id)
                 assert u is not None
@@ -291,7 +310,7 @@ class Engine:
         and no source is ever quite written off."""
         draws = [
             self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
-            for t in (self.tallies[s] for s in sources)
+            for t in (self.tallies.get(s, _NO_TALLY) for s in sources)
         ]
         return sources[int(np.argmax(draws))]
 
@@ -439,7 +458,7 @@ class Engine:
         picks: list[Pick] = []
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
         ok_explore = ok.copy()
-        ok_explore[ranked[: PLAN_SIZE // 2]] = False
+        ok_explore[ranked] = False
         self.policy._explore(picks, set(), ok_explore, cat, want, taste, [1.0] * len(taste))
         explore = np.fromiter((p.idx for p in picks), dtype=np.int64, count=len(picks))
         keep = evidence and len(cands) > 0
@@ -487,6 +506,7 @@ class Engine:
         made = 0
         for uid in user_ids:
             with self.lock:
+                self._drain()
                 if uid is None:
                     self._shared_plan = self.make_plan(None)
                     made += 1
@@ -506,53 +526,127 @@ class Engine:
         return made
 
     def try_serve(self, user_id: str, k: int, explore: bool = True) -> list[Recommended] | None:
-        """The default list (as :meth:`recommend`), only if it can be had at once: the lock
-        is free and the user's plan needs no making. None otherwise. The event loop calls
-        this, so a reader never waits there for training, a large batch or a wipe."""
-        if not self.lock.acquire(blocking=False):
+        """The default list (as :meth:`recommend`) if the user's plan can serve it now,
+        without the engine lock: the event loop calls this, so a reader never waits for a
+        plan being made, training, a large batch or a wipe. None when the plan needs making
+        (then call :meth:`recommend` from a worker thread).
+
+        What it serves joins ``_pending`` (under a lock held for microseconds) and reaches
+        the user's shown set when the engine lock is next taken; until then every list of
+        the user, on either path, skips it too.
+        """
+        gen, cat = self.generation, self.catalog
+        idx = self.user_ids.get(user_id)
+        u = self.users.get(idx) if idx is not None else None
+        shared = u is None or self._uses_shared_plan(u)
+        plan = self._shared_plan if shared else u.plan  # type: ignore[union-attr]
+        servable = self._servable[1] if self._servable is not None else None
+        slots = self._explore_slots
+        if (
+            plan is None
+            or servable is None
+            or self._servable[0] != (cat.n, self.version)  # type: ignore[index]
+            or slots is None
+            or slots[0][:2] != (k, self.version)
+            or (u is not None and not shared and plan.n_events != u.n_events)
+        ):
             return None
-        try:
-            u = self.user(user_id)
-            assert u is not None
-            plan = self._shared_plan if self._uses_shared_plan(u) else u.plan
-            if plan is None or (not plan.shared and plan.n_events != u.n_events):
+        if (
+            plan.version != self.version
+            or time.monotonic() - plan.made_at > PLAN_TTL_S
+            or plan.running_low(k)
+        ):
+            if self.on_stale is None:
                 return None
-            return self._external(self._serve(user_id, k, explore))
+            if not plan.refreshing:
+                plan.refreshing = True
+                self.on_stale(None if shared else user_id)
+        seen: Container[int] = u.seen if u is not None else ()
+        n_explore = slots[1] if explore else 0
+        with self._pending_lock:
+            if self.generation != gen:
+                return None
+            earlier = self._pending.get(user_id, [])
+            also = {p.idx for served in earlier for p in served.picks}
+            picks, rows = self._take(seen, plan, k, explore, servable, n_explore, also=also)
+            if len(picks) < k:
+                return None  # the plan ran dry: the locked path makes it again
+            self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
+            plan.lists += 1
+        ext = cat.ids.external
+        return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
+
+    def fold_served(self) -> bool:
+        """Fold what the fast path served into the serving state now, if the lock is free
+        and anything waits; True if it did. A background thread calls this every few
+        milliseconds, so exposure counts and source tallies stay current."""
+        if not self._pending or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self._drain()
+            return True
         finally:
             self.lock.release()
 
+    def _drain(self) -> None:
+        """Fold the lists served on the fast path into the serving state: shown sets,
+        exposure counts, source tallies, online evidence. Call under the engine lock."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        for uid, lists in pending.items():
+            self._fold(uid, lists)
+
+    def _fold(self, user_id: str, lists: list[_Served]) -> None:
+        u = self.user(user_id)
+        assert u is not None
+        for served in lists:
+            for p in served.picks:
+                self._shown(u, p.idx, p.source)
+            self._evidence(u, served.plan, served.picks, served.rows)
+
+    def _evidence(self, u: UserState, plan: Plan, picks: list[Pick], rows: list[int]) -> None:
+        features = plan.features
+        if features is None or not rows:
+            return
+        if not plan.shared or self._rng.random() < self.evidence_share:
+            self.impressions.add(
+                u.idx, [p.idx for p in picks[: len(rows)]], features[rows], plan.names
+            )
+        if not plan.shared:  # a user's plan is evidence for its first list only
+            plan.features = plan.cand_idx = None
+
     def _serve(self, user_id: str, k: int, explore: bool) -> list[Pick]:
         """A default list from the user's plan; marks it shown. Call under the lock."""
+        self._drain()
         u = self.user(user_id)
         assert u is not None
         plan = self._plan_for(u)
-        picks, rows = self._take(u, plan, k, explore)
-        if len(picks) < k:
+        servable = self._servable_now()
+        n_explore = self._exploration_slots(k) if explore else 0
+        for fill in (False, True):
+            # The fast path may serve this user meanwhile: take and mark under its lock.
+            with self._pending_lock:
+                self._fold(user_id, self._pending.pop(user_id, []))
+                picks, rows = self._take(u.seen, plan, k, explore, servable, n_explore, fill)
+                if len(picks) == k or fill:
+                    if len(picks) < k:
+                        # Too few candidates: the rest from the whole catalogue, then
+                        # re-shows.
+                        ok = self.policy.allowed(u, self.catalog)
+                        self.policy.complete(picks, u, self.catalog, ok, k, [], [], [], None)
+                    for p in picks:
+                        self._shown(u, p.idx, p.source)
+                    self._evidence(u, plan, picks, rows)
+                    plan.lists += 1
+                    return picks
             # The plan ran dry (or is from before what the user has since seen): make it
-            # again; what still lacks is filled by re-shows.
+            # again, outside the fast path's lock.
             plan = self.make_plan(None if plan.shared else u)
             if plan.shared:
                 self._shared_plan = plan
             else:
                 u.plan = plan
-            picks, rows = self._take(u, plan, k, explore, fill=True)
-            if len(picks) < k:
-                # Too few candidates: the rest from the whole catalogue, then re-shows.
-                ok = self.policy.allowed(u, self.catalog)
-                self.policy.complete(picks, u, self.catalog, ok, k, [], [], [], None)
-        for p in picks:
-            self._shown(u, p.idx, p.source)
-        if plan.features is not None and plan.cand_idx is not None and rows:
-            if not plan.shared or self._rng.random() < self.evidence_share:
-                self.impressions.add(
-                    u.idx,
-                    [p.idx for p in picks[: len(rows)]],
-                    plan.features[rows],
-                    plan.names,
-                )
-            if not plan.shared:  # a user's plan is evidence for its first list only
-                plan.features = plan.cand_idx = None
-        return picks
+        raise AssertionError("unreachable")
 
     def _servable_now(self) -> np.ndarray:
         """``catalog.servable``, made again only when the catalogue or a hidden flag changed
@@ -571,27 +665,37 @@ class Engine:
         return self._explore_slots[1]
 
     def _take(
-        self, u: UserState, plan: Plan, k: int, explore: bool, fill: bool = False
+        self,
+        seen: Container[int],
+        plan: Plan,
+        k: int,
+        explore: bool,
+        servable: np.ndarray,
+        n_explore: int,
+        fill: bool = False,
+        also: Container[int] = (),
     ) -> tuple[list[Pick], list[int]]:
         """Walk the plan: the ranker's order, the bandit slot, then exploration; skip what
-        the user has seen or may no longer be shown. Exploration fills its own slots only,
-        unless ``fill`` (then it also fills what the plan's main slots lack). Returns the
-        picks and, for evidence plans, the candidate rows of the ranked and bandit picks."""
-        seen = u.seen
-        servable = self._servable_now()
-        n_explore = self._exploration_slots(k) if explore else 0
+        the user has seen (``seen``, ``also``) or may no longer be shown. Exploration fills
+        its own slots only, unless ``fill`` (then it also fills what the plan's main slots
+        lack). Returns the picks and, for evidence plans, the candidate rows of the ranked
+        and bandit picks. Reads only; safe without the engine lock."""
         n_main = k - n_explore
         n_bandit = (1 if explore and n_main > 1 else 0) if plan.has_ranker else n_main
+        n_ok = len(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
+
+        def usable(i: int) -> bool:
+            return i < n_ok and servable[i] and i not in seen and i not in also
+
         for r in range(len(plan.ranked)):
             if len(picks) >= n_main - n_bandit:
                 break
             i = int(plan.ranked[r])
-            if i in seen or not servable[i]:
-                continue
-            picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
-            taken.add(i)
+            if usable(i):
+                picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
+                taken.add(i)
         cursors = dict.fromkeys(plan.proposals, 0)
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(plan.proposals[name][0])]
@@ -599,9 +703,7 @@ class Engine:
                 name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
                 prop, sc = plan.proposals[name]
                 c = cursors[name]
-                while c < len(prop) and (
-                    int(prop[c]) in taken or int(prop[c]) in seen or not servable[int(prop[c])]
-                ):
+                while c < len(prop) and (int(prop[c]) in taken or not usable(int(prop[c]))):
                     c += 1
                 cursors[name] = c + 1
                 if c < len(prop):
@@ -610,7 +712,10 @@ class Engine:
                     picks.append(Pick(i, name, float(sc[c])))
                     break
                 open_.remove(name)
-        rows = [plan.row_of(p.idx) for p in picks] if plan.features is not None else []
+        cand_idx = plan.cand_idx
+        rows = (
+            [int(np.searchsorted(cand_idx, p.idx)) for p in picks] if cand_idx is not None else []
+        )
         pool = plan.explore
         if plan.shared and len(pool):
             pool = pool[self.policy.rng.permutation(len(pool))]
@@ -619,7 +724,7 @@ class Engine:
             if len(picks) >= stop:
                 break
             i = int(i)
-            if i in taken or i in seen or not servable[i]:
+            if i in taken or not usable(i):
                 continue
             taken.add(i)
             picks.append(Pick(i, EXPLORE, 0.0))
@@ -682,6 +787,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
+            self._drain()
             return {
                 "movies": int(self.catalog.servable.sum()),
                 "users": len(self.users),

@@ -25,9 +25,12 @@ import numpy as np
 
 #: the ranker's best candidates a plan keeps: several lists' worth, so a user who asks again
 #: without acting is served from the same plan
-PLAN_SIZE = 60
+PLAN_SIZE = 200
 #: exploration picks a plan keeps, in lists' worth
-PLAN_EXPLORE_LISTS = 4
+PLAN_EXPLORE_LISTS = 20
+#: a plan with fewer lists than this left in it is made again in the background, before
+#: it runs dry (a dry plan is made again on the request path)
+PLAN_LOW_WATER = 3
 #: exploration picks of the shared plan of users with no history (each list draws from them)
 SHARED_EXPLORE = 200
 #: a plan older than this is served once more while a fresh one is made (popularity and the
@@ -61,7 +64,11 @@ class Plan:
     shared: bool = False
     #: set when a fresh plan has been asked for (so it is asked once)
     refreshing: bool = False
+    #: lists served from this plan (a user's plan: to this user)
+    lists: int = 0
 
-    def row_of(self, movie: int) -> int:
-        assert self.cand_idx is not None
-        return int(np.searchsorted(self.cand_idx, movie))
+    def running_low(self, k: int) -> bool:
+        """Whether a user's plan has few lists left (an estimate: as if each list took
+        its main slots from ``ranked`` and two from ``explore``)."""
+        left = min(len(self.ranked) / max(k - 2, 1), len(self.explore) / 2)
+        return not self.shared and self.lists + PLAN_LOW_WATER > left
