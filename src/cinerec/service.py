@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,8 @@ class RecService:
         self.trainer = Trainer(settings, self.store, self.engine)
         self._wipe_lock = threading.Lock()
         self.started_at = time.time()
+        #: called after every list with (result, seconds, forced source): the metrics hook
+        self.rec_listeners: list[Callable[[RecResult, float, str | None], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def load(self, progress: bool = False) -> None:
@@ -278,6 +280,7 @@ class RecService:
     ) -> RecResult:
         """``record=False`` is a preview: nothing is logged or marked shown."""
         k = k or self.settings.recommendation_size
+        t0 = time.perf_counter()
         items = self.engine.recommend(
             user_id,
             k,
@@ -299,7 +302,10 @@ class RecService:
                     main,
                 )
             )
-        return RecResult(user_id, session_id, items, main)
+        result = RecResult(user_id, session_id, items, main)
+        for listener in self.rec_listeners:
+            listener(result, time.perf_counter() - t0, source)
+        return result
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:
         favs: list[str] = []
