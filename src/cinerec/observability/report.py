@@ -21,6 +21,9 @@ from cinerec.observability.online import (
     series,
 )
 
+#: sources drawn besides ``all`` (more lines than this are unreadable)
+MAX_LINES = 7
+
 
 @dataclass(slots=True)
 class Report:
@@ -109,7 +112,8 @@ def write_json(rep: Report, path: Path) -> None:
 
 
 def plot(rep: Report, path: Path, k: int = 3) -> None:
-    """Three panels over time, one line per list source: lists served, P@k and R@k."""
+    """Three panels over time, one line per list source (all lists, and the ``MAX_LINES``
+    sources that served most; the table has every one): lists served, P@k and R@k."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +123,8 @@ def plot(rep: Report, path: Path, k: int = 3) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    names = _order(rep.groups)
+    names = _order(rep.groups)[: MAX_LINES + 1]  # all + the sources that served most lists
+    colors = plt.get_cmap("tab10")
     times = [datetime.fromtimestamp(t, UTC) for t, _ in rep.over_time]
     panels = [
         ("lists served", lambda q: float(q.lists)),
@@ -132,12 +137,17 @@ def plot(rep: Report, path: Path, k: int = 3) -> None:
     for ax, (title, get) in zip(axes, panels, strict=True):
         for name in names:
             ys = [get(g[name]) if name in g else float("nan") for _, g in rep.over_time]
-            style = {"color": "black", "linewidth": 2.2} if name == ALL else {"linewidth": 1.2}
+            style = (
+                {"color": "black", "linewidth": 2.2}
+                if name == ALL
+                else {"color": colors(names.index(name) - 1), "linewidth": 1.2}
+            )
             ax.plot(times, ys, marker="o", markersize=3, label=name, **style)
         ax.set_title(title, loc="left", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, ncol=4, loc="upper left")
-    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    fmt = "%H:%M:%S" if rep.bucket_s < 60 else "%m-%d %H:%M"
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter(fmt))
     axes[-1].set_xlabel(f"time the list was shown (UTC, buckets of {rep.bucket_s:g} s)")
     fig.suptitle(
         f"cinerec online quality per list source (a like counts within {rep.attribution_s:g} s)",
