@@ -219,11 +219,22 @@ def worker(
     database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
     tick: float = 5.0,
     cycles: Annotated[int | None, typer.Option(help="stop after N checks (default: never)")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve this role's Prometheus /metrics on this port")
+    ] = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Train on the schedule as a separate process (servers pick new models up)."""
     import time
 
     svc = _loaded_service(database_url)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from cinerec.observability.metrics import worker_metrics
+
+        start_http_server(metrics_port, metrics_host, registry=worker_metrics(svc).registry)
+        typer.echo(f"worker: metrics at http://{metrics_host}:{metrics_port}/metrics")
     last_id = svc.store.last_event_id()
     typer.echo("worker: training on schedule; Ctrl-C to stop")
     n = 0
@@ -239,6 +250,63 @@ def worker(
             rep = svc.trainer.train(mode)
             typer.echo(f"{mode}: {[(r.version, r.status) for r in rep.trained]}")
         time.sleep(tick)
+
+
+@app.command()
+def report(
+    window: Annotated[
+        float | None, typer.Option(help="seconds of lists to cover (default: online_window_s)")
+    ] = None,
+    attribution: Annotated[
+        float | None,
+        typer.Option(help="a like counts for a list within this many seconds after it"),
+    ] = None,
+    bucket: Annotated[
+        float | None, typer.Option(help="seconds per point of the chart (default: window / 24)")
+    ] = None,
+    png: Annotated[Path, typer.Option(help="where to draw the chart")] = Path("online_quality.png"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write JSON here")] = None,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """Online Precision/Recall@3 and @10 per list source, from the recommendation log and the
+    likes that followed (docs/observability.md): a table, and a PNG over time."""
+    import time
+
+    from cinerec.observability import report as rep_mod
+    from cinerec.observability.online import KS, load_scores
+    from cinerec.store import open_store
+
+    settings = _settings(database_url)
+    window_s = window or settings.online_window_s
+    attribution_s = attribution or settings.online_attribution_s
+    bucket_s = bucket or window_s / 24
+    for name, v in (
+        ("--window", window_s),
+        ("--attribution", attribution_s),
+        ("--bucket", bucket_s),
+    ):
+        if v <= 0:
+            raise typer.BadParameter(f"{name} must be positive, got {v:g}")
+    store = open_store(settings.database_url)
+    until = time.time()
+    scores = load_scores(
+        store, until - window_s, ks=KS, attribution_s=attribution_s, weights=settings.weights
+    )
+    store.close()
+    rep = rep_mod.build(
+        scores,
+        since=until - window_s,
+        until=until,
+        ks=KS,
+        attribution_s=attribution_s,
+        bucket_s=bucket_s,
+    )
+    typer.echo(rep_mod.table(rep))
+    rep_mod.plot(rep, png)
+    typer.echo(f"chart: {png}")
+    if json_out is not None:
+        rep_mod.write_json(rep, json_out)
+        typer.echo(f"json: {json_out}")
 
 
 @app.command()

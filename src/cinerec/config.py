@@ -118,6 +118,17 @@ class Settings(BaseSettings):
         "than the newest event in the data trains with half its weight",
     )
 
+    # -- observability (docs/observability.md) ---------------------------------------------
+    online_window_s: float = Field(
+        default=86_400.0, gt=0, description="online P@K/R@K cover the lists of this long"
+    )
+    online_attribution_s: float = Field(
+        default=3_600.0, gt=0, description="a like counts for a list within this long after it"
+    )
+    online_refresh_s: float = Field(
+        default=60.0, ge=0, description="online quality is recomputed at most this often"
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,6 +237,8 @@ class RecService:
         self.trainer = Trainer(settings, self.store, self.engine)
         self._wipe_lock = threading.Lock()
         self.started_at = time.time()
+        #: called after every list with (result, seconds, forced source): the metrics hook
+        self.rec_listeners: list[Callable[[RecResult, float, str | None], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def load(self, progress: bool = False) -> None:
@@ -403,6 +405,7 @@ class RecService:
     ) -> RecResult:
         """``record=False`` is a preview: nothing is logged or marked shown."""
         k = k or self.settings.recommendation_size
+        t0 = time.perf_counter()
         items = self.engine.recommend(
             user_id,
             k,
@@ -412,16 +415,17 @@ class RecService:
             explore=explore,
             mark_shown=record,
         )
-        return self._result(user_id, items, source, session_id, record)
+        return self._result(user_id, items, source, session_id, record, t0)
 
     def try_recommend(self, user_id: str, explore: bool = True) -> RecResult | None:
         """The default list, if it can be served at once from a plan without waiting for
         the engine (the event loop's fast path); None otherwise: then call
         :meth:`recommend` from a worker thread."""
+        t0 = time.perf_counter()
         items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore)
         if items is None:
             return None
-        return self._result(user_id, items, None, None, True)
+        return self._result(user_id, items, None, None, True, t0)
 
     def _result(
         self,
@@ -430,6 +434,7 @@ class RecService:
         source: str | None,
         session_id: str | None,
         record: bool,
+        t0: float,
     ) -> RecResult:
         session_id = session_id or os.urandom(16).hex()  # uuid4's cost, a tenth
         main = _main_source(items, source)
@@ -444,7 +449,10 @@ class RecService:
                     main,
                 )
             )
-        return RecResult(user_id, session_id, items, main, logged=logged)
+        result = RecResult(user_id, session_id, items, main, logged=logged)
+        for listener in self.rec_listeners:
+            listener(result, time.perf_counter() - t0, source)
+        return result
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:
         favs: list[str] = []

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -451,6 +451,8 @@ class Trainer:
         #: how long the last completed run took (the schedule's duty cycle, see :meth:`due`)
         self.last_seconds = 0.0
         self.ranker_record: ModelRecord | None = None
+        #: called after every run with (mode asked, report or None when it raised, seconds)
+        self.listeners: list[Callable[[str, TrainReport | None, float], None]] = []
 
     # -- serving set -----------------------------------------------------------------------
     def serving(self) -> dict[str, ModelRecommender]:
@@ -522,6 +524,17 @@ class Trainer:
         return list(dict.fromkeys(self.settings.models))
 
     def train(self, mode: str = "full") -> TrainReport:
+        """One training run (:meth:`_train`), reported to :attr:`listeners`."""
+        t0 = time.perf_counter()
+        report: TrainReport | None = None
+        try:
+            report = self._train(mode)
+            return report
+        finally:
+            for listener in self.listeners:
+                listener(mode, report, time.perf_counter() - t0)
+
+    def _train(self, mode: str) -> TrainReport:
         """Fit the personal models and the ranker; promote what is not worse on held-out
         evidence; serve the promoted models refitted on all the data.
 

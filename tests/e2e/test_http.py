@@ -269,3 +269,44 @@ def test_demo_serves_movielens_to_a_new_user(tmp_path: Path) -> None:
         assert health["events"] > 100_000
     finally:
         server.stop()
+
+
+# -- observability -------------------------------------------------------------------------
+def _samples(client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(r.text)
+        for s in fam.samples
+    }
+
+
+def test_metrics_on_both_ports_move_with_traffic(server: Server) -> None:
+    main, collector = server.main, server.collector
+    recs = (
+        "http_requests_total",
+        frozenset({"method": "GET", "route": "/recs/{user_id}", "status": "200"}.items()),
+    )
+    interact = (
+        "http_requests_total",
+        frozenset({"method": "POST", "route": "/interact", "status": "200"}.items()),
+    )
+    before_main, before_coll = _samples(main), _samples(collector)
+    run = uuid.uuid4().hex[:8]
+    items = [f"{run}-m{i}" for i in range(40)]
+    r = main.post("/add_items", json={"item_ids": items, "genres": [["Drama"]] * 40})
+    assert r.status_code == 200
+    for u in range(3):
+        shown = get_recs(main, f"{run}-u{u}")
+        body = {"user_id": f"{run}-u{u}", "item_ids": shown[:1], "actions": ["like"]}
+        assert collector.post("/interact", json=body).status_code == 200
+    after_main, after_coll = _samples(main), _samples(collector)
+    assert after_main.get(recs, 0) - before_main.get(recs, 0) == 3
+    assert after_coll.get(interact, 0) - before_coll.get(interact, 0) == 3
+    assert after_main.get(interact, 0) == before_main.get(interact, 0)  # each port its own
+    assert ("cinerec_events_ingested_total", frozenset()) in after_main
+    assert ("model_loaded_status", frozenset({"model": "ranker"}.items())) in after_main
+    assert not any(name.startswith("cinerec_source_") for name, _ in after_coll)

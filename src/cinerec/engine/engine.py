@@ -258,6 +258,8 @@ class Engine:
                                 self.tallies[source].liked += 1
                     cat.add_positive(i, weight, e.ts)
                 elif weight is not None and weight < 0:
+                    if i not in u.disliked and (source := u.shown.get(i)):
+                        self.tallies[source].disliked += 1
                     u.disliked.add(i)
                     if i in u.recent_likes:
                         u.recent_likes.remove(i)
@@ -293,6 +295,8 @@ class Engine:
                 tally.shown += 1
                 if u.likes(i):  # replaying the rec log after the events (start-up)
                     tally.liked += 1
+                elif i in u.disliked:
+                    tally.disliked += 1
 
     # -- reads -------------------------------------------------------------------------
     def candidate_sources(self) -> dict[str, Recommender]:

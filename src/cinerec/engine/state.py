@@ -100,10 +100,12 @@ class UserState:
 
 @dataclass(slots=True)
 class SourceTally:
-    """Online quality of one source: movies it showed, and how many of them were then liked."""
+    """Online quality of one source: movies it showed, and how many of them were then liked
+    (or disliked)."""
 
     shown: int = 0
     liked: int = 0
+    disliked: int = 0
 
     @property
     def like_rate(self) -> float:

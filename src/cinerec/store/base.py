@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
-from cinerec.domain import Event, Feedback, ModelRecord, Movie, RecLogEntry, User
+from cinerec.domain import Event, EventKind, Feedback, ModelRecord, Movie, RecLogEntry, User
 
 
 class StoreError(Exception):
@@ -112,6 +112,21 @@ class Store(ABC):
 
     @abstractmethod
     def iter_feedback(self) -> Iterator[Feedback]: ...
+
+    # -- windows for online quality (docs/observability.md) -----------------------------
+    # Defaults filter the full iterators; backends override them with one query.
+    def iter_rec_log_since(self, ts: float) -> Iterator[RecLogEntry]:
+        """Log entries shown at or after ``ts``."""
+        return (e for e in self.iter_rec_log() if e.ts >= ts)
+
+    def iter_feedback_since(self, ts: float) -> Iterator[Feedback]:
+        """Feedback given at or after ``ts``."""
+        return (f for f in self.iter_feedback() if f.ts >= ts)
+
+    def iter_events_since(self, ts: float, kinds: Sequence[EventKind] = ()) -> Iterator[Event]:
+        """Events with an event time at or after ``ts`` (of ``kinds`` only, when given)."""
+        wanted = set(kinds)
+        return (e for _, e in self.iter_events() if e.ts >= ts and (not wanted or e.kind in wanted))
 
     # -- model registry ------------------------------------------------------------------
     @abstractmethod

@@ -333,6 +333,26 @@ class SqlStore(Store):
             for r in conn.execute(select(t.feedback).order_by(t.feedback.c.id)):
                 yield self._to_feedback(r)
 
+    def iter_rec_log_since(self, ts: float) -> Iterator[RecLogEntry]:
+        with self.engine.connect() as conn:
+            q = select(t.rec_log).where(t.rec_log.c.ts >= ts).order_by(t.rec_log.c.id)
+            rows = conn.execute(q).all()
+        return (self._to_log(r) for r in rows)
+
+    def iter_feedback_since(self, ts: float) -> Iterator[Feedback]:
+        with self.engine.connect() as conn:
+            q = select(t.feedback).where(t.feedback.c.ts >= ts).order_by(t.feedback.c.id)
+            rows = conn.execute(q).all()
+        return (self._to_feedback(r) for r in rows)
+
+    def iter_events_since(self, ts: float, kinds: Sequence[EventKind] = ()) -> Iterator[Event]:
+        q = select(t.events).where(t.events.c.ts >= ts)
+        if kinds:
+            q = q.where(t.events.c.kind.in_([k.value for k in kinds]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(t.events.c.id)).all()
+        return (self._to_event(r) for r in rows)
+
     # -- model registry ------------------------------------------------------------------
     def add_model(self, record: ModelRecord) -> None:
         with self._write_lock, self.engine.begin() as conn:
