@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from cinerec.api.main import create_app
-from cinerec.config import load_settings
 from cinerec.domain import Movie, RecLogEntry
 from cinerec.service import RecService
 from cinerec.store.sqlite import SqliteStore
 
-from .conftest import AddItems, genre_of
+from .conftest import ADMIN, JWT_SECRET, AddItems, api_settings, genre_of
 
 B = "/api/recommend/v1"
 
@@ -201,14 +202,16 @@ class PickyStore(SqliteStore):
 
 def test_an_unloggable_answer_does_not_lose_the_others_logs(tmp_path: Path) -> None:
     store = PickyStore(f"sqlite:///{tmp_path / 'picky.db'}")
-    svc = RecService(load_settings(database_url=store.url), store=store)
+    svc = RecService(api_settings(database_url=store.url), store=store)
     svc.add_movies([Movie(f"m{i}") for i in range(30)])
-    with TestClient(create_app(svc)) as client:
-        sessions = {u: cinema_recs(client, u)["session_id"] for u in ("a", "refused", "b")}
+    with TestClient(create_app(svc), headers=ADMIN) as client:
+        lists = {u: cinema_recs(client, u) for u in ("a", "refused", "b")}
+        sessions = {u: rec["session_id"] for u, rec in lists.items()}
         store.gate.set()
         for user in ("a", "b"):
+            shown = lists[user]["recommendations"][0]
             r = client.post(
-                f"{B}/feedback/{sessions[user]}", json={"movie_id": "m1", "liked": True}
+                f"{B}/feedback/{sessions[user]}", json={"movie_id": shown, "liked": True}
             )
             assert r.status_code == 200, r.text
         r = client.post(
@@ -284,11 +287,26 @@ def test_favourite_genres_reject(
 
 
 # -- headers -------------------------------------------------------------------------------
-def test_bearer_token_and_request_id_are_accepted(client: TestClient, add_items: AddItems) -> None:
+def test_seed_000_bearer_token_and_request_id_are_accepted(
+    client: TestClient, add_items: AddItems
+) -> None:
+    """Seed 000's tokens: HS256 with the shared secret, the user id in the ``id`` claim."""
     add_items(12)
+    token = jwt.encode({"id": "u1", "exp": time.time() + 60}, JWT_SECRET, algorithm="HS256")
     r = client.get(
         f"{B}/recommendations/u1",
-        headers={"Authorization": "Bearer a.b.c", "X-Request-Id": "req-123"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-Id": "req-123"},
     )
     assert r.status_code == 200
     assert r.headers["x-request-id"] == "req-123"
+    # the same token on another user's list, and a token that is not one
+    assert (
+        client.get(
+            f"{B}/recommendations/u2", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(f"{B}/recommendations/u1", headers={"Authorization": "Bearer a.b.c"}).status_code
+        == 401
+    )
