@@ -11,9 +11,10 @@ trains once with ``POST /api/v1/admin/train {"mode": "full"}`` (a background job
 every test user's top-10 is read with
 ``GET /api/v1/recommendations/{user}?k=10&explore=false&record=false`` (a preview: not logged,
 nothing marked shown, so every source is measured on the same state), once for the default
-blend and once per forced ``&source=``. nDCG@10 (binary gains), Precision@10 and Recall@10 come from ``cinerec.evaluation.metrics``, exactly as in the in-process harness; the
-training ratings are already seen, so the server leaves them out by itself. Most-popular
-(training counts, seen removed) is computed in process as a reference row.
+blend and once per forced ``&source=``. nDCG@10 (binary gains), Precision@10 and Recall@10
+come from ``cinerec.evaluation.metrics``, exactly as in the in-process harness; the training
+ratings are already seen, so the server leaves them out by itself. Most-popular (training
+counts, seen removed) is computed in process as a reference row.
 
 Usage::
 
