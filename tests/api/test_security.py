@@ -189,7 +189,11 @@ def test_register_login_refresh_and_bad_tokens(prod: tuple[RecService, TestClien
     expired = token_for("alice", exp=time.time() - 5)
     r = client.get(f"{V1}/recommendations/alice", headers=expired)
     assert r.status_code == 401 and "expired" in r.json()["detail"]
-    forged = jwt.encode({"sub": "alice", "exp": time.time() + 60}, "guessed", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "alice", "exp": time.time() + 60},
+        "a-guessed-secret-of-32-bytes-or-more",
+        algorithm="HS256",
+    )
     bad = {"Authorization": f"Bearer {forged}"}
     assert client.get(f"{V1}/recommendations/alice", headers=bad).status_code == 401
     unsigned = jwt.encode({"sub": "alice", "exp": time.time() + 60}, None, algorithm="none")

@@ -6,6 +6,7 @@ import time
 
 from fastapi import APIRouter, Response
 
+from cinerec.api import errors
 from cinerec.api.deps import ServiceDep
 from cinerec.api.schemas import (
     AddItemsRequest,
@@ -16,8 +17,8 @@ from cinerec.api.schemas import (
 )
 from cinerec.domain import Event, EventKind
 
-router = APIRouter(tags=["contract A (grader)"])
-collector = APIRouter(tags=["contract A (grader)"])
+router = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
+collector = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
 
 
 @router.get("/healthcheck", response_model=StatusResponse)
