@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The local demo and the course grader: contract A open, no auth (it says so loudly at start).
 run: install
-	$(BIN)/cinerec serve --demo --port 5001 --collector-port 5000
+	$(BIN)/cinerec serve --demo --no-auth --contract-a --port 5001 --collector-port 5000
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

@@ -7,13 +7,14 @@ benchmark's), a fresh ``cinerec serve`` on a temporary SQLite store receives the
 through ``POST /add_items`` and every training rating as a like through the collector's
 ``POST /interact`` (each user's likes grouped per UTC day, stamped with the last rating's time
 of that day; no timestamp where the data set has none, so the server stamps those "now"),
-trains once with ``POST /api/v1/admin/train {"mode": "full"}``, and every test user's top-10 is
-read with ``GET /api/v1/recommendations/{user}?k=10&explore=false&record=false`` (a preview:
-not logged, nothing marked shown, so every source is measured on the same state), once for the
-default blend and once per forced ``&source=``. nDCG@10 (binary gains), Precision@10 and
-Recall@10 come from ``cinerec.evaluation.metrics``, exactly as in the in-process harness; the
-training ratings are already seen, so the server leaves them out by itself. Most-popular
-(training counts, seen removed) is computed in process as a reference row.
+trains once with ``POST /api/v1/admin/train {"mode": "full"}`` (a background job, polled), and
+every test user's top-10 is read with
+``GET /api/v1/recommendations/{user}?k=10&explore=false&record=false`` (a preview: not logged,
+nothing marked shown, so every source is measured on the same state), once for the default
+blend and once per forced ``&source=``. nDCG@10 (binary gains), Precision@10 and Recall@10
+come from ``cinerec.evaluation.metrics``, exactly as in the in-process harness; the training
+ratings are already seen, so the server leaves them out by itself. Most-popular (training
+counts, seen removed) is computed in process as a reference row.
 
 Usage::
 
@@ -183,7 +184,13 @@ class Server:
         for p in (self.port, self.collector_port):
             if port_in_use(p):
                 raise RuntimeError(f"port {p} is already in use; pick another with --port")
-        env = {**os.environ, "CINEREC_DATA_DIR": str(self.workdir), "OPENBLAS_NUM_THREADS": "1"}
+        # A benchmark server on loopback: no auth (docs/security.md), as `make run`.
+        env = {
+            **os.environ,
+            "CINEREC_DATA_DIR": str(self.workdir),
+            "OPENBLAS_NUM_THREADS": "1",
+            "CINEREC_AUTH": "off",
+        }
         cmd = [
             str(CINEREC),
             "serve",
@@ -349,10 +356,18 @@ async def get_json(url: str, timeout_s: float = 60.0) -> Any:
 async def train_full(srv: Server) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=7200.0) as c:
         r = await c.post(f"{srv.url}/api/v1/admin/train", json={"mode": "full"})
-        if r.status_code != 200:
+        if r.status_code != 202:
             raise RuntimeError(f"/api/v1/admin/train answered {r.status_code}: {r.text[:500]}")
-        out: dict[str, Any] = r.json()
-        return out
+        # A background job: poll it until the new models serve.
+        job_url = f"{srv.url}/api/v1/admin/jobs/{r.json()['id']}"
+        while True:
+            job = (await c.get(job_url)).json()
+            if job["status"] == "succeeded":
+                out: dict[str, Any] = job["result"]
+                return out
+            if job["status"] == "failed":
+                raise RuntimeError(f"training failed: {job['error']}:\n{srv.tail()}")
+            await asyncio.sleep(1.0)
 
 
 # -- evaluation ------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def start(
     cmd: list[str], url: str, log: Path, timeout: float, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, float]:
     """Start a server and wait for its /healthcheck; returns the process and start-up seconds."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    # A benchmark server on loopback: no auth (docs/security.md), as `make run`.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "CINEREC_AUTH": "off", **(env or {})}
     t0 = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -167,9 +168,18 @@ def seed_likers(url: str) -> None:
 def train(url: str) -> str | None:
     """Train now and wait until the new models serve, so that the scheduler inside ``serve``
     does not train in the middle of a measurement. Returns the personal model serving."""
-    r = httpx.post(f"{url}/api/v1/admin/train", json={"mode": "full"}, timeout=1800)
+    r = httpx.post(f"{url}/api/v1/admin/train", json={"mode": "full"}, timeout=60)
     r.raise_for_status()
-    return r.json()["personal"]
+    job_url = f"{url}/api/v1/admin/jobs/{r.json()['id']}"
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        job = httpx.get(job_url, timeout=60).json()
+        if job["status"] == "succeeded":
+            return job["result"]["personal"]
+        if job["status"] == "failed":
+            raise RuntimeError(f"training failed: {job['error']} (see the server log)")
+        time.sleep(1)
+    raise RuntimeError("training did not finish within 1800 s")
 
 
 # -- load generators -----------------------------------------------------------------------

@@ -45,14 +45,37 @@ def _logging(level: str) -> None:
     )
 
 
+#: printed when a server runs without authentication (``make run``'s local demo)
+NO_AUTH_WARNING = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! cinerec runs WITHOUT AUTHENTICATION (CINEREC_AUTH=off): anyone who reaches this port  !!
+!! may read and write every user's data, train, hide movies and wipe everything.        !!
+!! Local demo only. For anything else see docs/security.md.                             !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
 @app.command()
 def serve(
-    host: str = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="address to bind; loopback unless you mean to expose it")
+    ] = "127.0.0.1",
     port: int = 5001,
     collector_port: Annotated[int | None, typer.Option(help="also serve /interact here")] = None,
     demo: Annotated[
         bool, typer.Option(help="load MovieLens latest-small when the store is empty")
     ] = False,
+    auth: Annotated[
+        bool | None,
+        typer.Option("--auth/--no-auth", help="bearer tokens required (default: CINEREC_AUTH)"),
+    ] = None,
+    contract_a: Annotated[
+        bool | None,
+        typer.Option(
+            "--contract-a/--no-contract-a",
+            help="mount the grader's open endpoints (default: CINEREC_CONTRACT_A)",
+        ),
+    ] = None,
     database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
 ) -> None:
     """Run the service (API, collector, in-process cache) in one process."""
@@ -65,8 +88,24 @@ def serve(
         overrides["demo_data"] = True
     if database_url:
         overrides["database_url"] = database_url
+    if auth is not None:
+        overrides["auth"] = auth
+    if contract_a is not None:
+        overrides["contract_a"] = contract_a
     settings = load_settings(**overrides)
     _logging(settings.log_level)
+    if not settings.auth:
+        logging.getLogger("cinerec").warning(NO_AUTH_WARNING)
+    if settings.contract_a and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("cinerec").warning(
+            "contract A is on and bound to %s: /cleanup (wipes everything) and the other "
+            "grader endpoints are open to anyone who reaches it (CINEREC_CONTRACT_A=off for "
+            "production)",
+            host,
+        )
+    if collector_port is not None and not settings.contract_a:
+        typer.echo("contract A is off: no collector port (/interact is not mounted)")
+        collector_port = None
     svc = build_service(settings)
     typer.echo(f"cinerec: {svc.engine.stats()} on {settings.database_url}")
     if settings.scheduler:
@@ -79,10 +118,14 @@ def serve(
         sys.setswitchinterval(0.001)
 
         Scheduler(svc.trainer).start()
+    main_app = create_app(svc, owns_service=True)
+    token_path = main_app.state.auth.admin_token_path
+    if token_path is not None:
+        typer.echo(f"admin token: in {token_path.resolve()} (owner-only; CINEREC_ADMIN_TOKEN)")
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                create_app(svc, owns_service=True),
+                main_app,
                 host=host,
                 port=port,
                 log_level="warning",

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -64,7 +64,48 @@ class Settings(BaseSettings):
     demo_path: Path | None = None
     log_level: str = "INFO"
     max_batch_size: int = Field(default=10_000, ge=1)
-    api_auth_secret: str | None = Field(default=None, description="HS256 secret; None = no auth")
+    # -- security (docs/security.md) -------------------------------------------------------
+    auth: bool = Field(
+        default=True,
+        description="on: user-scoped endpoints need a bearer token (the user's own, or an "
+        "admin's) and admin endpoints an admin token; off only for a local demo",
+    )
+    contract_a: bool = Field(
+        default=True,
+        description="mount the course grader's open endpoints (/healthcheck, /cleanup, "
+        "/add_items, /recs, /interact); off in production",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token of the operator; when unset (and auth is on) one is "
+        "generated at first start into <data_dir>/admin_token (mode 0600)",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key: signs the tokens /api/v1/auth issues and checks external "
+        "HS256 tokens; when unset one is generated into <data_dir>/jwt_secret (mode 0600)",
+    )
+    jwt_public_key: str | None = Field(
+        default=None,
+        description="PEM public key (or a path to one) of an external auth service: its "
+        "RS256/ES256 tokens are accepted",
+    )
+    access_token_ttl_s: int = Field(default=900, ge=10, le=86_400)
+    refresh_token_ttl_s: int = Field(default=30 * 86_400, ge=60)
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="larger request bodies get 413"
+    )
+    max_catalog_genres: int = Field(
+        default=1_000,
+        ge=1,
+        description="distinct genres in the catalogue (it keeps a movies x genres matrix); "
+        "a write that would add more gets 422",
+    )
+    rate_limit: bool = Field(default=True, description="per-client limits on writes and auth")
+    rate_limit_writes_per_s: float = Field(default=20.0, gt=0)
+    rate_limit_writes_burst: int = Field(default=200, ge=1)
+    rate_limit_auth_per_min: float = Field(default=10.0, gt=0)
+    rate_limit_auth_burst: int = Field(default=10, ge=1)
     weights: EventWeights = Field(default_factory=EventWeights)
     # -- training ---------------------------------------------------------------------------
     models: list[str] = Field(

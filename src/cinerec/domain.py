@@ -89,3 +89,13 @@ class Feedback:
     movie_id: str
     liked: bool
     ts: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Account:
+    """Credentials of a user who logs in (``user_id`` is the user id of every other record)."""
+
+    user_id: str
+    password_hash: str
+    role: str = "user"  # user | admin
+    created_at: float = field(default_factory=time.time)

@@ -74,6 +74,10 @@ async def logged(result: RecResult) -> None:
         raise UnavailableError("the list could not be stored; retry shortly") from exc
 
 
+class ForbiddenError(PermissionError):
+    """The caller may not act on this (another user's session)."""
+
+
 @dataclass(slots=True)
 class RecResult:
     user_id: str
@@ -239,6 +243,8 @@ class RecService:
         self.started_at = time.time()
         #: called after every list with (result, seconds, forced source): the metrics hook
         self.rec_listeners: list[Callable[[RecResult, float, str | None], None]] = []
+        #: False until :meth:`load` has rebuilt the state (``/readyz`` answers 503 until then)
+        self.loaded = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def load(self, progress: bool = False) -> None:
@@ -269,6 +275,7 @@ class RecService:
         for state in list(eng.users.values()):
             if state.interactions or state.favorite_genres:
                 self.refresher.put(state.id)
+        self.loaded = True
 
     def load_demo_if_empty(self, path: Path | None = None) -> bool:
         if self.store.count_movies() > 0:
@@ -302,8 +309,10 @@ class RecService:
                     "status": "ok",
                     "latency_ms": round((time.perf_counter() - t0) * 1e3, 2),
                 }
-            except Exception as exc:  # health reports failures, it does not raise them
-                checks[name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            except Exception:  # health reports failures, it does not raise them
+                # The exception text (hosts, driver messages) goes to the log, not to clients.
+                log.warning("health check of the %s failed", name, exc_info=True)
+                checks[name] = {"status": "error", "error": f"the {name} does not answer"}
         ok = all(c["status"] == "ok" for c in checks.values())
         return {
             "status": "ok" if ok else "degraded",
@@ -312,8 +321,31 @@ class RecService:
             **self.engine.stats(),
         }
 
+    def readiness(self) -> list[str]:
+        """What keeps this instance from serving: empty when ready (``/readyz``)."""
+        problems = [] if self.loaded else ["state is loading"]
+        for name, probe in (("database", self.store.ping), ("cache", self.cache.ping)):
+            try:
+                probe()
+            except Exception:
+                log.warning("readiness: the %s does not answer", name, exc_info=True)
+                problems.append(f"the {name} does not answer")
+        return problems
+
     # -- catalogue & users ---------------------------------------------------------------
+    def _check_catalog_genres(self, movies: Sequence[Movie]) -> None:
+        """The catalogue keeps a movies x genres matrix: bound its width."""
+        known = self.engine.catalog.genres
+        limit = self.settings.max_catalog_genres
+        new = {g for m in movies for g in m.genres if g not in known}
+        if len(known) + len(new) > limit:
+            raise InvalidInputError(
+                f"the catalogue may hold at most {limit} distinct genres (CINEREC_MAX_CATALOG_"
+                f"GENRES); it has {len(known)} and this request adds {len(new)} new ones"
+            )
+
     def add_movies(self, movies: Sequence[Movie]) -> int:
+        self._check_catalog_genres(movies)
         n = self.store.upsert_movies(movies)
         self.engine.upsert_movies(movies)
         self.engine.refresh([None])  # newcomers' shared plan sees the new movies at once
@@ -485,7 +517,12 @@ class RecService:
         if entry is None:
             raise NotFoundError(f"no recommendation session {session_id!r}")
         if user_id is not None and user_id != entry.user_id:
-            raise InvalidInputError("this session belongs to another user")
+            raise ForbiddenError("this session belongs to another user")
+        if movie_id not in entry.movie_ids:
+            raise InvalidInputError(
+                f"movie {movie_id!r} was not in the list of session {session_id!r}: feedback "
+                "is on a shown movie (send other opinions as events)"
+            )
         fb = Feedback(session_id, entry.user_id, movie_id, liked)
         self.store.add_feedback(fb)
         kind = EventKind.LIKE if liked else EventKind.DISLIKE

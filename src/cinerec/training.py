@@ -504,6 +504,11 @@ class Trainer:
                 )
             self._activate(model_rec)
             log.info("serving model %s (%s)", rec.version, rec.kind)
+            # A restart picks up the schedule where the promoted models left it, instead of
+            # refitting everything as soon as a few events arrive.
+            self.last_run = max(self.last_run, rec.created_at)
+            if rec.mode == "full":
+                self.last_full = max(self.last_full, rec.created_at)
 
     def forget(self) -> None:
         """Part of /cleanup: drop every model from serving and delete the artifacts."""

@@ -9,8 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cinerec.api.main import create_app, create_collector_app
-from cinerec.config import load_settings
+from cinerec.config import Settings, load_settings
 from cinerec.service import RecService
+
+#: the operator's token in these tests (CINEREC_ADMIN_TOKEN)
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+#: the HS256 key shared with an "external auth service" (CINEREC_JWT_SECRET)
+JWT_SECRET = "test-jwt-secret-of-32-bytes-or-more!"
 
 GENRES = ["Drama", "Comedy", "Action", "Horror", "Romance", "Sci-Fi", "Western", "Animation"]
 
@@ -22,17 +28,33 @@ def genre_of(i: int) -> str:
     return GENRES[i % len(GENRES)]
 
 
+def api_settings(**overrides: object) -> Settings:
+    """Production defaults (auth on, contract A on) with a known admin token; rate limits
+    off unless a test turns them on (these tests send hundreds of writes a second)."""
+    return load_settings(
+        **{
+            "database_url": "sqlite:///:memory:",
+            "admin_token": ADMIN_TOKEN,
+            "jwt_secret": JWT_SECRET,
+            "rate_limit": False,
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 def svc() -> Iterator[RecService]:
-    service = RecService(load_settings(database_url="sqlite:///:memory:"))
+    service = RecService(api_settings())
     yield service
     service.close()
 
 
 @pytest.fixture
 def client(svc: RecService) -> Iterator[TestClient]:
-    """The main app (contract A, contract B, /api/v1); raises server errors as exceptions."""
-    with TestClient(create_app(svc)) as c:
+    """The main app (contract A, contract B, /api/v1) with the admin token on every request
+    (an admin may act for any user; tests/api/test_security.py covers everyone else);
+    raises server errors as exceptions."""
+    with TestClient(create_app(svc), headers=ADMIN) as c:
         yield c
 
 

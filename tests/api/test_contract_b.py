@@ -7,16 +7,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from cinerec.api.main import create_app
-from cinerec.config import load_settings
 from cinerec.domain import Movie, RecLogEntry
 from cinerec.service import RecService
 from cinerec.store.sqlite import SqliteStore
 
-from .conftest import AddItems, genre_of
+from .conftest import ADMIN, JWT_SECRET, AddItems, api_settings, genre_of
 
 B = "/api/recommend/v1"
 
@@ -204,9 +204,9 @@ def test_an_unloggable_answer_does_not_lose_the_others_logs(tmp_path: Path) -> N
     from concurrent.futures import ThreadPoolExecutor
 
     store = PickyStore(f"sqlite:///{tmp_path / 'picky.db'}")
-    svc = RecService(load_settings(database_url=store.url), store=store)
+    svc = RecService(api_settings(database_url=store.url), store=store)
     svc.add_movies([Movie(f"m{i}") for i in range(30)])
-    with TestClient(create_app(svc)) as client, ThreadPoolExecutor(3) as pool:
+    with TestClient(create_app(svc), headers=ADMIN) as client, ThreadPoolExecutor(3) as pool:
         users = ("a", "refused", "b")
         answers = [pool.submit(client.get, f"{B}/recommendations/{u}") for u in users]
         while svc.rec_log.q.unfinished_tasks < 3:  # every answer waits for its log entry
@@ -217,8 +217,11 @@ def test_an_unloggable_answer_does_not_lose_the_others_logs(tmp_path: Path) -> N
         assert got["refused"].status_code == 503
         assert got["refused"].headers["Retry-After"]
         for user in ("a", "b"):
-            session = got[user].json()["session_id"]
-            r = client.post(f"{B}/feedback/{session}", json={"movie_id": "m1", "liked": True})
+            got_list = got[user].json()
+            r = client.post(
+                f"{B}/feedback/{got_list['session_id']}",
+                json={"movie_id": got_list["recommendations"][0], "liked": True},
+            )
             assert r.status_code == 200, r.text
     svc.close()
 
@@ -289,11 +292,26 @@ def test_favourite_genres_reject(
 
 
 # -- headers -------------------------------------------------------------------------------
-def test_bearer_token_and_request_id_are_accepted(client: TestClient, add_items: AddItems) -> None:
+def test_seed_000_bearer_token_and_request_id_are_accepted(
+    client: TestClient, add_items: AddItems
+) -> None:
+    """Seed 000's tokens: HS256 with the shared secret, the user id in the ``id`` claim."""
     add_items(12)
+    token = jwt.encode({"id": "u1", "exp": time.time() + 60}, JWT_SECRET, algorithm="HS256")
     r = client.get(
         f"{B}/recommendations/u1",
-        headers={"Authorization": "Bearer a.b.c", "X-Request-Id": "req-123"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-Id": "req-123"},
     )
     assert r.status_code == 200
     assert r.headers["x-request-id"] == "req-123"
+    # the same token on another user's list, and a token that is not one
+    assert (
+        client.get(
+            f"{B}/recommendations/u2", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(f"{B}/recommendations/u1", headers={"Authorization": "Bearer a.b.c"}).status_code
+        == 401
+    )

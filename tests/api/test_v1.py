@@ -9,11 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cinerec.api.main import create_app
-from cinerec.config import load_settings
 from cinerec.service import RecService
 from cinerec.store import Store
 
-from .conftest import AddItems, genre_of
+from .conftest import ADMIN, AddItems, api_settings, genre_of
 
 V1 = "/api/v1"
 
@@ -95,8 +94,8 @@ def test_movie_rejects(client: TestClient, body: dict, hint: str) -> None:
 
 def test_values_the_database_refuses_are_a_422_not_a_500(store: Store) -> None:
     """PostgreSQL refuses NUL characters in text (SQLite stores them): a client error."""
-    svc = RecService(load_settings(database_url=store.url), store=store)
-    with TestClient(create_app(svc)) as client:
+    svc = RecService(api_settings(database_url=store.url), store=store)
+    with TestClient(create_app(svc), headers=ADMIN) as client:
         title = client.post(f"{V1}/movies", json={"id": "x", "title": "a\x00b"})
         user = client.get(f"{V1}/users/a%00b")
         like = client.post(f"{V1}/events", json=event("u\x00", "x"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from cinerec.store import open_store
@@ -25,6 +26,16 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_MOVIES = ROOT / "src" / "cinerec" / "demo_data" / "ml-latest-small" / "movies.csv"
 GENRES = ["Drama", "Comedy", "Action", "Horror", "Romance", "Sci-Fi"]
 B = "/api/recommend/v1"
+#: the server's CINEREC_ADMIN_TOKEN and CINEREC_JWT_SECRET (auth is on, as by default)
+ADMIN_TOKEN = "e2e-admin-token"
+JWT_SECRET = "e2e-jwt-secret-of-at-least-32-bytes"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def user_token(user_id: str) -> dict[str, str]:
+    """Seed 000's bearer header: HS256 with the shared secret, the user id in ``id``."""
+    token = jwt.encode({"id": user_id, "exp": time.time() + 600}, JWT_SECRET, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
@@ -60,8 +71,9 @@ class Server:
 def start_server(
     workdir: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
 ) -> Server:
-    """``cinerec serve`` on free ports with a fresh SQLite file; waits for /healthcheck on
-    both ports (or fails with the server's output)."""
+    """``cinerec serve`` on free ports with a fresh SQLite file, auth on (admin token and JWT
+    secret above); waits until both ports answer (or fails with the server's output). The
+    main client sends the admin token unless a request says otherwise."""
     port, collector_port = free_port(), free_port()
     database_url = f"sqlite:///{workdir / 'x.db'}"
     log = workdir / "server.log"
@@ -76,12 +88,21 @@ def start_server(
         database_url,
         *extra,
     ]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "CINEREC_DATA_DIR": str(workdir),
+        "CINEREC_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CINEREC_JWT_SECRET": JWT_SECRET,
+        **(env or {}),
+    }
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    contract_a = env.get("CINEREC_CONTRACT_A", "on").lower() not in ("off", "false", "0")
+    probe = "/healthcheck" if contract_a else "/readyz"
     server = Server(
         proc,
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=ADMIN),
         httpx.Client(base_url=f"http://127.0.0.1:{collector_port}", timeout=30),
         database_url,
         log,
@@ -92,8 +113,8 @@ def start_server(
             server.stop()
             pytest.fail(f"cinerec serve exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            ports = (server.main, server.collector)
-            if all(c.get("/healthcheck").status_code == 200 for c in ports):
+            ports = (server.main, server.collector) if contract_a else (server.main,)
+            if all(c.get(probe).status_code == 200 for c in ports):
                 return server
         except httpx.TransportError:
             pass
@@ -212,7 +233,7 @@ def test_contract_b_feedback_is_stored_against_the_logged_session(
     server: Server, rated: None
 ) -> None:
     main = server.main
-    r = main.get(f"{B}/recommendations/viewer", headers={"Authorization": "Bearer x.y.z"})
+    r = main.get(f"{B}/recommendations/viewer", headers=user_token("viewer"))
     assert r.status_code == 200
     body = r.json()
     session, recs = body["session_id"], body["recommendations"]
@@ -310,3 +331,50 @@ def test_metrics_on_both_ports_move_with_traffic(server: Server) -> None:
     assert ("cinerec_events_ingested_total", frozenset()) in after_main
     assert ("model_loaded_status", frozenset({"model": "ranker"}.items())) in after_main
     assert not any(name.startswith("cinerec_source_") for name, _ in after_coll)
+
+
+# -- production mode (docs/security.md) ----------------------------------------------------
+def test_production_mode_over_http(tmp_path: Path) -> None:
+    """``CINEREC_CONTRACT_A=off`` with auth on, the admin token and a JWT secret set: the
+    grader's open routes are gone, anonymous callers get 401, another user's data 403, and
+    a user registers, logs in and reads their own list."""
+    server = start_server(tmp_path, env={"CINEREC_CONTRACT_A": "off"})
+    anon = httpx.Client(base_url=server.main.base_url, timeout=30)
+    try:
+        main = server.main
+        assert main.get("/cleanup").status_code == 404
+        assert main.post("/add_items", json={"item_ids": ["a"]}).status_code == 404
+        assert main.get("/recs/u1").status_code == 404
+        assert main.get("/readyz").status_code == 200
+        movies = [{"id": f"p{i}", "genres": [GENRES[i % 3]]} for i in range(20)]
+        assert anon.post("/api/v1/movies/batch", json={"movies": movies}).status_code == 401
+        assert main.post("/api/v1/movies/batch", json={"movies": movies}).status_code == 200
+        for path in ("/api/v1/recommendations/u1", f"{B}/recommendations/u1", "/api/v1/models"):
+            assert anon.get(path).status_code == 401, path
+        assert anon.post("/api/v1/admin/wipe").status_code == 401
+        assert anon.post("/api/v1/admin/train", json={"mode": "full"}).status_code == 401
+
+        creds = {"user_id": "alice", "password": "correct horse battery"}
+        assert anon.post("/api/v1/auth/register", json=creds).status_code == 201
+        assert anon.post("/api/v1/auth/register", json=creds).status_code == 409
+        wrong = {**creds, "password": "wrong password!"}
+        assert anon.post("/api/v1/auth/login", json=wrong).status_code == 401
+        tokens = anon.post("/api/v1/auth/login", json=creds).json()
+        alice = {"Authorization": f"Bearer {tokens['access_token']}"}
+        r = anon.get("/api/v1/recommendations/alice", headers=alice)
+        assert r.status_code == 200 and len(r.json()["items"]) == 10
+        assert anon.get("/api/v1/recommendations/bob", headers=alice).status_code == 403
+        assert anon.post("/api/v1/admin/wipe", headers=alice).status_code == 403
+        like = {"user_id": "bob", "movie_id": "p1", "kind": "like"}
+        assert anon.post("/api/v1/events", json=like, headers=alice).status_code == 403
+        # a refresh token is no access token, and it buys a new pair
+        refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+        assert anon.get("/api/v1/recommendations/alice", headers=refresh).status_code == 401
+        r = anon.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200 and r.json()["access_token"]
+
+        assert main.post("/api/v1/admin/wipe").json() == {"status": "ok"}
+        assert main.get("/api/v1/health").json()["movies"] == 0
+    finally:
+        anon.close()
+        server.stop()

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from tests.observability.conftest import names, scrape
+from tests.training.test_training import train_job
 
 from cinerec.api.main import create_app, create_collector_app
 from cinerec.config import load_settings
@@ -32,6 +33,9 @@ GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "recommendation-service.json"
 #: series Prometheus makes itself rather than scraping
 SYNTHETIC = {"up"}
+
+OBS_ADMIN_TOKEN = "observability-admin-token"
+OBS_ADMIN = {"Authorization": f"Bearer {OBS_ADMIN_TOKEN}"}
 
 
 def promtool() -> str:
@@ -120,14 +124,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
         data_dir=tmp,
         models=["als"],
         min_events_to_train=10,
+        admin_token=OBS_ADMIN_TOKEN,
     )
     svc = RecService(settings)
     data = synthetic_catalog(300, 200, seed=5)
     svc.add_movies(data.movies)
     for chunk in synthetic_events(data, 3000, seed=5, batch=1500):
         svc.record_events(chunk)
-    api, collector = TestClient(create_app(svc)), TestClient(create_collector_app(svc))
-    assert api.post("/api/v1/admin/train", json={"mode": "full"}).status_code == 200
+    api = TestClient(create_app(svc), headers=OBS_ADMIN)
+    collector = TestClient(create_collector_app(svc))
+    train_job(api, "full")
     for u in range(5):
         ids = api.get(f"/recs/new-{u}").json()["item_ids"]
         body = {"user_id": f"new-{u}", "item_ids": ids[:2], "actions": ["like", "dislike"]}

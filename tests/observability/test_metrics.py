@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from tests.observability.conftest import names, scrape, value
+from tests.training.test_training import train_job
 
 from cinerec.api.main import create_app, create_collector_app
 from cinerec.cache import open_cache
@@ -29,6 +30,9 @@ SEED_NAMES = {
     "lightfm_recall_at_3",
 }
 RECS = "/recs/{user_id}"
+
+OBS_ADMIN_TOKEN = "observability-admin-token"
+OBS_ADMIN = {"Authorization": f"Bearer {OBS_ADMIN_TOKEN}"}
 
 
 def add_catalog(client: TestClient, n: int = 60) -> list[str]:
@@ -117,18 +121,22 @@ def test_collector_app_exports_its_own_traffic(collector: TestClient, client: Te
 
 def test_training_metrics_after_a_run(store: Store, tmp_path: Path) -> None:
     settings = load_settings(
-        database_url=store.url, data_dir=tmp_path, models=["als"], min_events_to_train=10
+        database_url=store.url,
+        data_dir=tmp_path,
+        models=["als"],
+        min_events_to_train=10,
+        admin_token=OBS_ADMIN_TOKEN,
     )
     svc = RecService(settings, store=store)
     data = synthetic_catalog(300, 200, seed=3)
     svc.add_movies(data.movies)
     for chunk in synthetic_events(data, 4000, seed=3, batch=2000):
         svc.record_events(chunk)
-    client = TestClient(create_app(svc))
+    client = TestClient(create_app(svc), headers=OBS_ADMIN)
     s = scrape(client)
     assert value(s, "model_loaded_status", model="als") == 0
     assert value(s, "cinerec_training_runs_total", mode="full", outcome="trained") == 0
-    assert client.post("/api/v1/admin/train", json={"mode": "full"}).status_code == 200
+    train_job(client, "full")
     s = scrape(client)
     assert value(s, "model_loaded_status", model="als") == 1
     assert value(s, "model_train_duration_seconds_count", type="full") == 1

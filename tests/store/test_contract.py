@@ -7,7 +7,7 @@ import time
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.domain import Account, Event, EventKind, Feedback, Movie, RecLogEntry, User
 from cinerec.store import Store
 from cinerec.store.sql import SqlStore
 from cinerec.store.tables import metadata
@@ -148,3 +148,15 @@ def test_wipe_removes_everything(store: Store) -> None:
 
 def test_ping(store: Store) -> None:
     store.ping()
+
+
+def test_accounts_are_created_once_and_wiped(store: Store) -> None:
+    assert store.get_account("alice") is None
+    assert store.add_account(Account("alice", "$argon2id$hash-1", created_at=5.0)) is True
+    # A second registration of the same id changes nothing (no account takeover).
+    assert store.add_account(Account("alice", "$argon2id$hash-2", "admin")) is False
+    got = store.get_account("alice")
+    assert got is not None
+    assert (got.password_hash, got.role, got.created_at) == ("$argon2id$hash-1", "user", 5.0)
+    store.wipe()
+    assert store.get_account("alice") is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,15 +13,22 @@ from fastapi.testclient import TestClient
 
 from cinerec.api.main import create_app
 from cinerec.config import load_settings
+from cinerec.domain import Event, EventKind
 from cinerec.ingest import synthetic_catalog, synthetic_events
 from cinerec.service import RecService
 from cinerec.store import Store
 from cinerec.training import build_training_data, holdout_split
 
+ADMIN = {"Authorization": "Bearer training-admin-token"}
+
 
 def make_service(store: Store, tmp_path: Path, models: list[str]) -> RecService:
     settings = load_settings(
-        database_url=store.url, data_dir=tmp_path, models=models, min_events_to_train=10
+        database_url=store.url,
+        data_dir=tmp_path,
+        models=models,
+        min_events_to_train=10,
+        admin_token="training-admin-token",
     )
     svc = RecService(settings, store=store)
     data = synthetic_catalog(300, 200, seed=3)
@@ -28,18 +38,33 @@ def make_service(store: Store, tmp_path: Path, models: list[str]) -> RecService:
     return svc
 
 
+def train_job(client: TestClient, mode: str, timeout_s: float = 120) -> dict[str, Any]:
+    """``POST /api/v1/admin/train`` (202 with a job), then poll the job until it finished;
+    returns the training report."""
+    r = client.post("/api/v1/admin/train", json={"mode": mode})
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/api/v1/admin/jobs/{r.json()['id']}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(r.headers["location"]).json()
+        if job["status"] in ("succeeded", "failed"):
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", job
+    return job["result"]
+
+
 def test_full_then_incremental_training_registers_and_serves(store: Store, tmp_path: Path) -> None:
     svc = make_service(store, tmp_path, ["als"])
-    client = TestClient(create_app(svc))
-    r = client.post("/api/v1/admin/train", json={"mode": "full"})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    client = TestClient(create_app(svc), headers=ADMIN)
+    body = train_job(client, "full")
     assert body["personal"] == "als"
     [trained] = body["trained"]
     assert trained["status"] == "serving" and trained["metrics"]["ndcg@10"] > 0
-    r = client.post("/api/v1/admin/train", json={"mode": "incremental"})
-    assert r.status_code == 200 and r.json()["trained"][0]["mode"] == "incremental"
-    assert r.json()["ranker"]["kind"] == "ranker"
+    body = train_job(client, "incremental")
+    assert body["trained"][0]["mode"] == "incremental"
+    assert body["ranker"]["kind"] == "ranker"
     everything = client.get("/api/v1/models").json()
     rankers = [m for m in everything if m["kind"] == "ranker"]
     assert sorted(m["status"] for m in rankers) == ["retired", "serving"]  # one per run
@@ -54,7 +79,7 @@ def test_full_then_incremental_training_registers_and_serves(store: Store, tmp_p
 def test_a_like_changes_the_next_recs_without_retraining(store: Store, tmp_path: Path) -> None:
     svc = make_service(store, tmp_path, ["als"])
     svc.trainer.train("full")
-    client = TestClient(create_app(svc))
+    client = TestClient(create_app(svc), headers=ADMIN)
     first = client.get("/api/v1/recommendations/newcomer?k=10&explore=false").json()
     assert {i["source"] for i in first["items"]} != {"als"}  # cold: no personal model yet
     liked = [i["movie_id"] for i in first["items"][:2]]
@@ -79,7 +104,41 @@ def test_restart_loads_the_serving_model(store: Store, tmp_path: Path) -> None:
     again = RecService(svc.settings, store=store)
     again.load()
     assert again.engine.personal == "als"
+    # The promoted model serves after a restart: the next events do not trigger a full
+    # refit at once (before, the schedule had forgotten when the last full run was).
+    again.record_events(
+        [
+            Event(f"back{i}", m.id, EventKind.LIKE)
+            for i in range(5)
+            for m in again.store.iter_movies()
+        ][:50]
+    )
+    assert again.trainer.due() is None
     again.rec_log.close()
+
+
+def test_training_requests_coalesce_while_one_runs(store: Store, tmp_path: Path) -> None:
+    """Forty train calls do not tie up the server: each answers 202 at once, and while a
+    run waits or runs, the same job is handed out again."""
+    svc = make_service(store, tmp_path, ["als"])
+    client = TestClient(create_app(svc), headers=ADMIN)
+    gate = threading.Event()
+    real_train = svc.trainer.train
+
+    def slow_train(mode: str = "full"):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        return real_train(mode)
+
+    svc.trainer.train = slow_train  # type: ignore[method-assign]
+    answers = [client.post("/api/v1/admin/train", json={"mode": "full"}) for _ in range(40)]
+    assert {r.status_code for r in answers} == {202}
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert client.get("/readyz").status_code in (200, 503)  # the server still answers
+    gate.set()
+    train_job(client, "full")  # coalesced into (or queued after) the first, then done
+    assert client.get("/api/v1/admin/jobs/nope").status_code == 404
+    assert client.get("/api/v1/admin/jobs/x", headers={"Authorization": ""}).status_code == 401
+    svc.close()
 
 
 def test_cleanup_forgets_models(store: Store, tmp_path: Path) -> None:

@@ -7,10 +7,47 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 
 from cinerec.engine import UnknownSourceError
+from cinerec.security import AuthError, ForbiddenError
+from cinerec.service import ForbiddenError as SessionForbiddenError
 from cinerec.service import InvalidInputError, NotFoundError, UnavailableError
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where, e.g. item_ids.3 or query.k")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: ``detail`` says what went wrong and what to fix."""
+
+    detail: str
+    errors: list[FieldError] | None = Field(
+        None, description="one entry per invalid field (422 validation errors)"
+    )
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+#: error answers every route may give (merged into each router's OpenAPI ``responses``)
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: _doc("the body is not valid JSON"),
+    413: _doc("the request body is larger than CINEREC_MAX_BODY_BYTES"),
+    422: _doc("invalid input; detail and errors say what to fix"),
+}
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: _doc("no bearer token, or an invalid or expired one"),
+    403: _doc("the token may not do this (another user's data, or not an admin)"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("the named thing does not exist")}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: _doc("too many requests from this client: wait Retry-After seconds")
+}
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -66,7 +103,20 @@ async def unstorable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": f"a value cannot be stored: {reason}"})
 
 
+async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        status_code=401, content={"detail": str(exc)}, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def forbidden(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(AuthError, unauthenticated)
+    app.add_exception_handler(ForbiddenError, forbidden)
+    app.add_exception_handler(SessionForbiddenError, forbidden)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(InvalidInputError, invalid_input)

@@ -1,4 +1,9 @@
-"""Application assembly: the main app (port 5001) and the event collector (port 5000)."""
+"""Application assembly: the main app (port 5001) and the event collector (port 5000).
+
+What is mounted depends on two settings (``docs/security.md``): ``contract_a`` mounts the
+course grader's open endpoints; ``auth`` makes every user-scoped endpoint check a bearer
+token and every admin endpoint an admin token.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from cinerec import __version__
 from cinerec.api import errors
-from cinerec.api.middleware import MetricsMiddleware, RequestIdMiddleware
-from cinerec.api.routes import admin, catalog, cinema, events, grader, metrics
+from cinerec.api.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
+from cinerec.api.schemas import StatusResponse
 from cinerec.config import Settings
+from cinerec.jobs import TrainingJobs
 from cinerec.observability.metrics import RoleMetrics, api_metrics, collector_metrics
+from cinerec.security import Authenticator, RateLimiter
 from cinerec.service import RecService
 
 log = logging.getLogger(__name__)
@@ -27,29 +36,65 @@ def build_service(settings: Settings) -> RecService:
     return svc
 
 
+def _rate_limiters(settings: Settings) -> dict[str, RateLimiter] | None:
+    if not settings.rate_limit:
+        return None
+    return {
+        "write": RateLimiter(settings.rate_limit_writes_per_s, settings.rate_limit_writes_burst),
+        "auth": RateLimiter(settings.rate_limit_auth_per_min / 60, settings.rate_limit_auth_burst),
+    }
+
+
 def _app(title: str, svc: RecService, owns_service: bool, role: RoleMetrics) -> FastAPI:
+    jobs = TrainingJobs(svc.trainer)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        jobs.stop()
         if owns_service:
             svc.close()
 
+    settings = svc.settings
     app = FastAPI(title=title, version=__version__, lifespan=lifespan)
     app.state.service = svc
+    app.state.auth = Authenticator(settings)
+    app.state.rate_limiters = _rate_limiters(settings)
+    app.state.jobs = jobs
     app.state.metrics = role
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     if role.http is not None:  # outermost: times everything, errors included
         app.add_middleware(MetricsMiddleware, metrics=role.http)
     errors.install(app)
     app.add_api_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=StatusResponse,
+        responses={503: errors._doc("not ready: a dependency is down or state is loading")},
+    )
+    def readyz() -> JSONResponse:
+        """Readiness for a load balancer: 200 once the state is loaded and the database and
+        cache answer; 503 otherwise (the details go to the log, not into the answer)."""
+        problems = svc.readiness()
+        if problems:
+            return JSONResponse(
+                status_code=503, content={"detail": f"not ready: {', '.join(problems)}"}
+            )
+        return JSONResponse(status_code=200, content={"status": "ok"})
+
     return app
 
 
 def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
-    """The whole service: contract A, contract B and ``/api/v1``."""
+    """The whole service: contract A (when ``contract_a``), contract B and ``/api/v1``."""
     app = _app("cinerec", service, owns_service, api_metrics(service))
-    app.include_router(grader.router)
-    app.include_router(grader.collector)
+    if service.settings.contract_a:
+        app.include_router(grader.router)
+        app.include_router(grader.collector)
+    app.include_router(auth.router)
     app.include_router(cinema.router)
     app.include_router(catalog.router)
     app.include_router(events.router)
@@ -60,6 +105,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
 def create_collector_app(service: RecService) -> FastAPI:
     """The event collector alone (contract A's port 5000): ``/interact`` + ``/healthcheck``."""
     app = _app("cinerec collector", service, False, collector_metrics())
-    app.include_router(grader.collector)
-    app.add_api_route("/healthcheck", grader.healthcheck, methods=["GET"])
+    if service.settings.contract_a:
+        app.include_router(grader.collector)
+        app.add_api_route("/healthcheck", grader.healthcheck, methods=["GET"])
     return app

@@ -151,6 +151,8 @@ class RecommendationMetrics:
             ("reason",),
             registry=registry,
         )
+        for reason in ("requested", "no_model", "cold_user", "ranked"):
+            self.popular.labels(reason=reason)  # every series exists from the start, at 0
         self.lists = Counter(
             "cinerec_recommendations_total",
             "Lists served, by the source that produced most of each",

@@ -9,7 +9,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
-from cinerec.domain import Event, EventKind, Feedback, ModelRecord, Movie, RecLogEntry, User
+from cinerec.domain import (
+    Account,
+    Event,
+    EventKind,
+    Feedback,
+    ModelRecord,
+    Movie,
+    RecLogEntry,
+    User,
+)
 
 
 class StoreError(Exception):
@@ -141,3 +150,11 @@ class Store(ABC):
     @abstractmethod
     def serving_models(self) -> list[ModelRecord]:
         """The serving version of each kind, best first by ``metrics['ndcg@10']``."""
+
+    # -- accounts ------------------------------------------------------------------------
+    @abstractmethod
+    def add_account(self, account: Account) -> bool:
+        """Create an account; returns False (and changes nothing) if the user id has one."""
+
+    @abstractmethod
+    def get_account(self, user_id: str) -> Account | None: ...

@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import Engine, Insert, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Row
 
-from cinerec.domain import Event, EventKind, Feedback, ModelRecord, Movie, RecLogEntry, User
+from cinerec.domain import (
+    Account,
+    Event,
+    EventKind,
+    Feedback,
+    ModelRecord,
+    Movie,
+    RecLogEntry,
+    User,
+)
 from cinerec.store import tables as t
 from cinerec.store.base import Store
 
@@ -408,3 +417,26 @@ class SqlStore(Store):
             rows = conn.execute(select(t.models).where(t.models.c.status == "serving")).all()
         recs = [self._to_model(r) for r in rows]
         return sorted(recs, key=lambda m: -float(m.metrics.get("ndcg@10", 0.0)))
+
+    # -- accounts ------------------------------------------------------------------------
+    def add_account(self, account: Account) -> bool:
+        row = {
+            "user_id": account.user_id,
+            "password_hash": account.password_hash,
+            "role": account.role,
+            "created_at": account.created_at,
+        }
+        with self._write_lock, self.engine.begin() as conn:
+            stmt = (
+                self._insert(t.accounts)
+                .values(row)
+                .on_conflict_do_nothing()
+                .returning(t.accounts.c.user_id)
+            )
+            # rowcount is not reliable here across drivers; RETURNING is
+            return conn.execute(stmt).first() is not None
+
+    def get_account(self, user_id: str) -> Account | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.accounts).where(t.accounts.c.user_id == user_id)).first()
+        return Account(r.user_id, r.password_hash, r.role, r.created_at) if r else None

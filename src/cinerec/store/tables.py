@@ -101,4 +101,13 @@ models = Table(
     Index("ix_models_created", "created_at"),
 )
 
-ALL_TABLES = (models, feedback, rec_log, events, users, movies)
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("password_hash", String(512), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+ALL_TABLES = (accounts, models, feedback, rec_log, events, users, movies)

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from cinerec.api.deps import CallerDep, ServiceDep
+from cinerec.api import errors
+from cinerec.api.deps import CallerDep, OwnUserId, ServiceDep, WriteLimit
 from cinerec.api.schemas import (
     CinemaRecommendations,
     FeedbackRequest,
@@ -18,7 +19,11 @@ from cinerec.api.schemas import (
 )
 from cinerec.service import InvalidInputError, wait_logged
 
-router = APIRouter(prefix="/api/recommend/v1", tags=["contract B (cinema)"])
+router = APIRouter(
+    prefix="/api/recommend/v1",
+    tags=["contract B (cinema)"],
+    responses={**errors.COMMON, **errors.AUTH},
+)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="how many movies")]
 
@@ -30,16 +35,15 @@ def genres_top(svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
 
 
 @router.get("/recommendations/genres_top/{user_id}", response_model=GenresTopResponse)
-def genres_top_user(user_id: PathId, svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
+def genres_top_user(user_id: OwnUserId, svc: ServiceDep, limit: Limit = 10) -> GenresTopResponse:
     """Top-rated movies of the user's favourite genres (up to 3), or overall when none."""
     return GenresTopResponse(movies=svc.genre_top(user_id, limit))
 
 
 @router.get("/recommendations/{user_id}", response_model=CinemaRecommendations)
 def recommendations(
-    user_id: PathId,
+    user_id: OwnUserId,
     svc: ServiceDep,
-    caller: CallerDep,
     model: Annotated[
         str | None, Query(description="als, lightfm, … (falls back when absent)")
     ] = None,
@@ -57,7 +61,12 @@ def recommendations(
     )
 
 
-@router.post("/feedback/{session_id}", response_model=StatusResponse)
+@router.post(
+    "/feedback/{session_id}",
+    response_model=StatusResponse,
+    dependencies=[WriteLimit],
+    responses={**errors.NOT_FOUND, **errors.RATE_LIMITED},
+)
 def feedback(
     session_id: PathId,
     svc: ServiceDep,
@@ -78,9 +87,14 @@ def feedback(
     return StatusResponse(status="success")
 
 
-@router.post("/favorites/genres/{user_id}", response_model=StatusResponse)
+@router.post(
+    "/favorites/genres/{user_id}",
+    response_model=StatusResponse,
+    dependencies=[WriteLimit],
+    responses=errors.RATE_LIMITED,
+)
 def favorite_genres(
-    user_id: PathId, genres: Annotated[list[Genre], Body(max_length=3)], svc: ServiceDep
+    user_id: OwnUserId, genres: Annotated[list[Genre], Body(max_length=3)], svc: ServiceDep
 ) -> StatusResponse:
     """Set the user's favourite genres: a JSON list of at most 3 names."""
     svc.set_favorite_genres(user_id, genres)

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cinerec.api.deps import ServiceDep
+from cinerec.api import errors
+from cinerec.api.deps import OwnUserId, PrincipalDep, ServiceDep, WriteLimit, authorize
 from cinerec.api.schemas import (
     EventIn,
     EventsAccepted,
@@ -14,14 +15,20 @@ from cinerec.api.schemas import (
     HealthOut,
     Id,
     NotInterestedIn,
-    PathId,
     RecommendationsOut,
     RecommendedMovie,
 )
 from cinerec.domain import Event
 from cinerec.service import EventsResult, RecResult, RecService, wait_logged
 
-router = APIRouter(prefix="/api/v1", tags=["events and recommendations"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["events and recommendations"],
+    responses={**errors.COMMON, **errors.AUTH},
+)
+#: how many movies one request may exclude, or genres it may filter on
+MAX_EXCLUDE = 1_000
+MAX_GENRE_FILTER = 20
 
 
 def _event(e: EventIn) -> Event:
@@ -34,20 +41,40 @@ def _accepted(r: EventsResult) -> EventsAccepted:
     )
 
 
-@router.post("/events", response_model=EventsAccepted)
-def add_event(body: EventIn, svc: ServiceDep) -> EventsAccepted:
-    """Store one event; a 200 answer means it is durable."""
+@router.post(
+    "/events",
+    response_model=EventsAccepted,
+    dependencies=[WriteLimit],
+    responses=errors.RATE_LIMITED,
+)
+def add_event(body: EventIn, svc: ServiceDep, principal: PrincipalDep) -> EventsAccepted:
+    """Store one event (your own, or anyone's with an admin token); a 200 answer means it is
+    durable."""
+    authorize(principal, body.user_id)
     return _accepted(svc.record_events([_event(body)]))
 
 
-@router.post("/events/batch", response_model=EventsAccepted)
-def add_events(body: EventsBatch, svc: ServiceDep) -> EventsAccepted:
-    """Store up to 10,000 events in one transaction; all or none."""
+@router.post(
+    "/events/batch",
+    response_model=EventsAccepted,
+    dependencies=[WriteLimit],
+    responses=errors.RATE_LIMITED,
+)
+def add_events(body: EventsBatch, svc: ServiceDep, principal: PrincipalDep) -> EventsAccepted:
+    """Store up to 10,000 events in one transaction; all or none. A user's token may send
+    only that user's events; an admin token anyone's."""
+    for e in body.events:
+        authorize(principal, e.user_id)
     return _accepted(svc.record_events([_event(e) for e in body.events]))
 
 
-@router.post("/users/{user_id}/not-interested", response_model=EventsAccepted)
-def not_interested(user_id: PathId, body: NotInterestedIn, svc: ServiceDep) -> EventsAccepted:
+@router.post(
+    "/users/{user_id}/not-interested",
+    response_model=EventsAccepted,
+    dependencies=[WriteLimit],
+    responses=errors.RATE_LIMITED,
+)
+def not_interested(user_id: OwnUserId, body: NotInterestedIn, svc: ServiceDep) -> EventsAccepted:
     """Never recommend this movie to this user again."""
     return _accepted(svc.not_interested(user_id, body.movie_id))
 
@@ -74,11 +101,16 @@ def render(svc: RecService, result: RecResult) -> RecommendationsOut:
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsOut)
 def recommendations(
-    user_id: PathId,
+    user_id: OwnUserId,
     svc: ServiceDep,
     k: Annotated[int | None, Query(ge=1, le=100)] = None,
-    exclude: Annotated[list[Id] | None, Query(description="movie ids to leave out")] = None,
-    genre: Annotated[list[Id] | None, Query(description="only movies of these genres")] = None,
+    exclude: Annotated[
+        list[Id] | None, Query(max_length=MAX_EXCLUDE, description="movie ids to leave out")
+    ] = None,
+    genre: Annotated[
+        list[Id] | None,
+        Query(max_length=MAX_GENRE_FILTER, description="only movies of these genres"),
+    ] = None,
     source: Annotated[str | None, Query(description="force one recommender")] = None,
     model: Annotated[str | None, Query(description="alias of source")] = None,
     explore: bool = True,

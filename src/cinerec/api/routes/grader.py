@@ -7,6 +7,7 @@ import time
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
+from cinerec.api import errors
 from cinerec.api.deps import ServiceDep
 from cinerec.api.schemas import (
     AddItemsRequest,
@@ -18,8 +19,8 @@ from cinerec.api.schemas import (
 from cinerec.domain import Event, EventKind
 from cinerec.service import logged
 
-router = APIRouter(tags=["contract A (grader)"])
-collector = APIRouter(tags=["contract A (grader)"])
+router = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
+collector = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
 
 
 @router.get("/healthcheck", response_model=StatusResponse)
