@@ -422,6 +422,11 @@ class RecService:
                 self.refresher.put(user)
         return EventsResult(len(new), len(events) - len(new), unknown)
 
+    def history(self, user_id: str, limit: int, offset: int = 0) -> tuple[list[Event], bool]:
+        """A user's stored events, newest first, one page; and whether more follow."""
+        page = self.store.user_events(user_id, limit=limit + 1, offset=offset, newest_first=True)
+        return page[:limit], len(page) > limit
+
     # -- recommendations -----------------------------------------------------------------
     def recommend(
         self,

@@ -83,6 +83,7 @@ ADMIN_CALLS = [
 USER_CALLS = [
     ("GET", f"{V1}/recommendations/victim", None),
     ("GET", f"{V1}/users/victim", None),
+    ("GET", f"{V1}/users/victim/events", None),
     ("PUT", f"{V1}/users/victim/favorite-genres", {"genres": ["Drama"]}),
     ("POST", f"{V1}/users/victim/not-interested", {"movie_id": "m1"}),
     ("POST", f"{V1}/users", {"id": "victim"}),

@@ -386,3 +386,28 @@ def test_request_id_is_generated_when_absent(client: TestClient) -> None:
 def test_request_id_is_capped(client: TestClient) -> None:
     r = client.get("/healthcheck", headers={"X-Request-Id": "x" * 500})
     assert r.headers["x-request-id"] == "x" * 128
+
+
+def test_a_users_history_is_newest_first_and_paged(client: TestClient, add_items: AddItems) -> None:
+    add_items(10)
+    for i in range(5):
+        post_event(client, event("h", f"m{i}", timestamp=1_700_000_000 + i))
+    post_event(client, event("h", "m7", "rating", value=4.5, timestamp=1_700_000_100))
+    post_event(client, event("other", "m9"))
+    r = client.get(f"{V1}/users/h/events", params={"limit": 4})
+    assert r.status_code == 200
+    page = r.json()
+    assert [(e["movie_id"], e["kind"]) for e in page["events"]] == [
+        ("m7", "rating"),
+        ("m4", "like"),
+        ("m3", "like"),
+        ("m2", "like"),
+    ]
+    assert page["events"][0]["value"] == 4.5 and page["events"][1]["ts"] == 1_700_000_004
+    rest = client.get(
+        f"{V1}/users/h/events", params={"limit": 4, "offset": page["next_offset"]}
+    ).json()
+    assert [e["movie_id"] for e in rest["events"]] == ["m1", "m0"]
+    assert rest["next_offset"] is None
+    assert client.get(f"{V1}/users/nobody/events").json() == {"events": [], "next_offset": None}
+    assert client.get(f"{V1}/users/h/events", params={"limit": 0}).status_code == 422

@@ -204,6 +204,18 @@ class EventsAccepted(BaseModel):
     unknown_movies: list[str] = Field(description="kept, ignored by recommendations until added")
 
 
+class HistoryEvent(BaseModel):
+    movie_id: str
+    kind: EventKind
+    value: float | None = None
+    ts: float = Field(description="when it happened (Unix seconds)")
+
+
+class HistoryOut(BaseModel):
+    events: list[HistoryEvent] = Field(description="newest first")
+    next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
 class RecommendedMovie(BaseModel):
     movie_id: str
     source: str

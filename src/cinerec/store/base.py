@@ -95,7 +95,15 @@ class Store(ABC):
         """Events with id > ``after_id`` in id order (ids grow with arrival)."""
 
     @abstractmethod
-    def user_events(self, user_id: str) -> list[Event]: ...
+    def user_events(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """A user's stored events in the order they were stored (or newest first), paged."""
 
     @abstractmethod
     def count_events(self) -> int: ...

@@ -254,11 +254,22 @@ class SqlStore(Store):
                 return
             last = rows[-1].id
 
-    def user_events(self, user_id: str) -> list[Event]:
+    def user_events(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        order = t.events.c.id.desc() if newest_first else t.events.c.id
+        q = select(t.events).where(t.events.c.user_id == user_id).order_by(order)
+        if limit is not None:
+            q = q.limit(limit)
+        if offset:
+            q = q.offset(offset)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.events).where(t.events.c.user_id == user_id).order_by(t.events.c.id)
-            ).all()
+            rows = conn.execute(q).all()
         return [self._to_event(r) for r in rows]
 
     def count_events(self) -> int:

@@ -13,6 +13,8 @@ from cinerec.api.schemas import (
     EventsAccepted,
     EventsBatch,
     HealthOut,
+    HistoryEvent,
+    HistoryOut,
     Id,
     NotInterestedIn,
     RecommendationsOut,
@@ -66,6 +68,24 @@ def add_events(body: EventsBatch, svc: ServiceDep, principal: PrincipalDep) -> E
     for e in body.events:
         authorize(principal, e.user_id)
     return _accepted(svc.record_events([_event(e) for e in body.events]))
+
+
+@router.get("/users/{user_id}/events", response_model=HistoryOut)
+def history(
+    user_id: OwnUserId,
+    svc: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> HistoryOut:
+    """A user's history as stored (movie, kind, value, time), newest first, paged: what the
+    service acknowledged is all here."""
+    events, more = svc.history(user_id, limit, offset)
+    return HistoryOut(
+        events=[
+            HistoryEvent(movie_id=e.movie_id, kind=e.kind, value=e.value, ts=e.ts) for e in events
+        ],
+        next_offset=offset + len(events) if more else None,
+    )
 
 
 @router.post(
