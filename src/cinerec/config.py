@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     demo_data: bool = Field(default=False, description="load MovieLens latest-small when empty")
     demo_path: Path | None = None
     log_level: str = "INFO"
-    max_batch_size: int = Field(default=10_000, ge=1)
     # -- security (docs/security.md) -------------------------------------------------------
     auth: bool = Field(
         default=True,

@@ -8,12 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
 
 from cinerec.engine import UnknownSourceError
 from cinerec.security import AuthError, ForbiddenError
 from cinerec.service import ForbiddenError as SessionForbiddenError
 from cinerec.service import InvalidInputError, NotFoundError, UnavailableError
+from cinerec.store import RefusedValueError
 
 
 class FieldError(BaseModel):
@@ -98,9 +98,7 @@ async def unknown_source(request: Request, exc: Exception) -> JSONResponse:
 async def unstorable(request: Request, exc: Exception) -> JSONResponse:
     """Input the database refuses (PostgreSQL: NUL characters, an id longer than its column,
     a number out of range) is the client's mistake, not a server error."""
-    assert isinstance(exc, DataError)
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "invalid value"
-    return JSONResponse(status_code=422, content={"detail": f"a value cannot be stored: {reason}"})
+    return JSONResponse(status_code=422, content={"detail": f"a value cannot be stored: {exc}"})
 
 
 async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
@@ -121,5 +119,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(InvalidInputError, invalid_input)
     app.add_exception_handler(UnknownSourceError, unknown_source)
-    app.add_exception_handler(DataError, unstorable)
+    app.add_exception_handler(RefusedValueError, unstorable)
     app.add_exception_handler(UnavailableError, unavailable)

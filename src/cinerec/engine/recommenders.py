@@ -341,13 +341,3 @@ class NewestRecommender(Recommender):
             return recency
         match = catalog.genre_matrix() @ prof
         return recency * (0.2 + match.astype(np.float64))
-
-
-NON_PERSONAL: tuple[type[Recommender], ...] = (
-    PopularRecommender,
-    LikeRateRecommender,
-    TopRatedRecommender,
-    NewestRecommender,
-    GenreTopRecommender,
-    GenrePopularRecommender,
-)

@@ -25,6 +25,11 @@ class StoreError(Exception):
     """Base class for store failures the caller can act on."""
 
 
+class RefusedValueError(StoreError, ValueError):
+    """The database refuses a value (PostgreSQL: a NUL character, an id longer than its
+    column, a number out of range): the caller's input, not a server fault."""
+
+
 class Store(ABC):
     """Durable state: catalogue, users, events, recommendation log, feedback.
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, delete, func, select, text, tuple_, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import Engine, Insert, delete, event, func, select, text, tuple_, update
+from sqlalchemy.engine import Connection, ExceptionContext, Row
+from sqlalchemy.exc import DataError
 
 from cinerec.domain import (
     Account,
@@ -25,7 +26,7 @@ from cinerec.domain import (
     User,
 )
 from cinerec.store import tables as t
-from cinerec.store.base import Store
+from cinerec.store.base import RefusedValueError, Store
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -47,6 +48,7 @@ class SqlStore(Store):
         # One writer at a time inside this process: SQLite allows a single writer anyway,
         # and serialising here turns "database is locked" errors into short waits.
         self._write_lock = threading.Lock()
+        event.listen(engine, "handle_error", _refused_value)
 
     # -- dialect hooks -------------------------------------------------------------------
     def _insert(self, table: t.Table) -> Any:
@@ -451,3 +453,12 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             r = conn.execute(select(t.accounts).where(t.accounts.c.user_id == user_id)).first()
         return Account(r.user_id, r.password_hash, r.role, r.created_at) if r else None
+
+
+def _refused_value(ctx: ExceptionContext) -> None:
+    """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, so that
+    callers (the API's error handlers) never import SQLAlchemy."""
+    if isinstance(ctx.sqlalchemy_exception, DataError):
+        orig = ctx.original_exception
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else "invalid value"
+        raise RefusedValueError(reason) from orig
