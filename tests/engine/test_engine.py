@@ -500,5 +500,7 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
         assert not set(recs) & set(shown)
         shown += recs
     assert len(eng.users[eng.user_ids.get("u")].shown) == len(shown) == 70
-    assert eng.user("stranger", create=False) is not None  # folded in by then
+    # folded in by then, as a compact viewer (no event yet: no full state)
+    assert eng.user("stranger", create=False) is None
+    assert len(eng.viewers[eng.user_ids.get("stranger")]) == 10
     assert eng.fold_served() is False  # nothing left to fold

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,31 @@ class UnknownSourceError(ValueError):
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
 _NO_TALLY = SourceTally()
+
+
+class Viewer:
+    """What a user who has only ever been shown lists (no event yet) needs remembered: the
+    movies shown and which source showed each, as compact arrays (~40 bytes a list instead of
+    a full :class:`UserState`'s ~3.5 KB). Anonymous traffic (``GET /recs/{any id}``) makes
+    these; the user's first event turns it into a :class:`UserState`."""
+
+    __slots__ = ("shown", "sources")
+
+    def __init__(self) -> None:
+        self.shown = array("i")
+        #: per shown movie, the index of its source in ``Engine._source_names``
+        self.sources = array("B")
+
+    def __contains__(self, idx: object) -> bool:
+        return idx in self.shown
+
+    def __len__(self) -> int:
+        return len(self.shown)
+
+
+#: a viewer shown more movies than this becomes a full UserState (``in`` on the compact
+#: array is a scan)
+VIEWER_MAX_SHOWN = 100
 
 
 @dataclass(slots=True)
@@ -178,6 +204,10 @@ class Engine:
             self.catalog = Catalog(self.half_life_days)
             self.user_ids = IdMap()
             self.users: dict[int, UserState] = {}
+            #: users known only by what they were shown (dense id -> Viewer)
+            self.viewers: dict[int, Viewer] = {}
+            self._source_names: list[str] = []
+            self._source_codes: dict[str, int] = {}
             self.n_events = 0
             #: per source label: what it showed and how much of that was liked
             self.tallies: dict[str, SourceTally] = defaultdict(SourceTally)
@@ -189,13 +219,54 @@ class Engine:
             self.version += 1
 
     def user(self, user_id: str, create: bool = True) -> UserState | None:
+        """The user's full state; made (from their :class:`Viewer`, if any) when ``create``.
+        Call under the lock when creating."""
         idx = self.user_ids.get(user_id)
         if idx is None:
             if not create:
                 return None
             idx = self.user_ids.add(user_id)
-            self.users[idx] = UserState(idx, user_id)
-        return self.users[idx]
+        u = self.users.get(idx)
+        if u is None:
+            if not create:
+                return None
+            u = self.users[idx] = UserState(idx, user_id)
+            viewer = self.viewers.pop(idx, None)
+            if viewer is not None:  # counted when shown: only the user's own record now
+                names = self._source_names
+                for i, code in zip(viewer.shown, viewer.sources, strict=True):
+                    u.shown[i] = names[code]
+                    u.see(i)
+        return u
+
+    def _viewer(self, user_id: str) -> tuple[int, Viewer] | None:
+        """The compact state of a user who has no full state yet (made when missing); None
+        for a user who has one, or whose viewer grew past ``VIEWER_MAX_SHOWN``."""
+        idx = self.user_ids.get(user_id)
+        if idx is None:
+            idx = self.user_ids.add(user_id)
+        elif idx in self.users:
+            return None
+        viewer = self.viewers.get(idx)
+        if viewer is None:
+            viewer = self.viewers[idx] = Viewer()
+        elif len(viewer) > VIEWER_MAX_SHOWN:
+            return None
+        return idx, viewer
+
+    def _show_viewer(self, viewer: Viewer, i: int, source: str) -> None:
+        if i in viewer:
+            return
+        code = self._source_codes.get(source)
+        if code is None:
+            code = self._source_codes[source] = len(self._source_names)
+            self._source_names.append(source)
+        viewer.shown.append(i)
+        viewer.sources.append(code)
+        self.catalog.shown_cnt[i] += 1
+        self.catalog.tick += 1
+        if source:
+            self.tallies[source].shown += 1
 
     # -- writes ------------------------------------------------------------------------
     def upsert_movies(self, movies: Iterable[Movie]) -> None:
@@ -277,12 +348,18 @@ class Engine:
     ) -> None:
         """Record what a user was shown (``sources``: which source chose each movie)."""
         with self.lock:
-            u = self.user(user_id)
-            assert u is not None
+            v = self._viewer(user_id)
+            u = self.user(user_id) if v is None else None
             for n, mid in enumerate(movie_ids):
                 i = self.catalog.ids.get(mid)
-                if i is not None:
-                    self._shown(u, i, sources[n] if n < len(sources) else "")
+                if i is None:
+                    continue
+                source = sources[n] if n < len(sources) else ""
+                if v is not None:
+                    self._show_viewer(v[1], i, source)
+                else:
+                    assert u is not None
+                    self._shown(u, i, source)
 
     def _shown(self, u: UserState, i: int, source: str) -> None:
         if i not in u.shown:
@@ -485,11 +562,16 @@ class Engine:
 
     def _plan_for(self, u: UserState) -> Plan:
         """The plan to serve ``u`` from: made now when there is none or the user acted since
-        (the list must reflect it); served stale (and refreshed in the background) when only
-        the models or the clock moved on."""
+        (the list must reflect it), and for the shared plan when the models changed; served
+        stale (and refreshed in the background) when only the models or the clock moved on."""
         shared = self._uses_shared_plan(u)
         plan = self._shared_plan if shared else u.plan
-        if plan is None or (not shared and plan.n_events != u.n_events):
+        if (
+            plan is None
+            or (not shared and plan.n_events != u.n_events)
+            # the one plan of every newcomer follows a model swap at once
+            or (shared and plan.version != self.version)
+        ):
             plan = self.make_plan(None if shared else u)
         elif plan.version != self.version or time.monotonic() - plan.made_at > PLAN_TTL_S:
             if self.on_stale is None:
@@ -553,6 +635,7 @@ class Engine:
             or slots is None
             or slots[0][:2] != (k, self.version)
             or (u is not None and not shared and plan.n_events != u.n_events)
+            or (shared and plan.version != self.version)  # remade once, on the locked path
         ):
             return None
         if (
@@ -565,7 +648,8 @@ class Engine:
             if not plan.refreshing:
                 plan.refreshing = True
                 self.on_stale(None if shared else user_id)
-        seen: Container[int] = u.seen if u is not None else ()
+        viewer = self.viewers.get(idx) if idx is not None and u is None else None
+        seen: Container[int] = u.seen if u is not None else (viewer if viewer is not None else ())
         n_explore = slots[1] if explore else 0
         with self._pending_lock:
             if self.generation != gen:
@@ -601,20 +685,27 @@ class Engine:
             self._fold(uid, lists)
 
     def _fold(self, user_id: str, lists: list[_Served]) -> None:
+        v = self._viewer(user_id)
+        if v is not None:
+            for served in lists:
+                for p in served.picks:
+                    self._show_viewer(v[1], p.idx, p.source)
+                self._evidence(v[0], served.plan, served.picks, served.rows)
+            return
         u = self.user(user_id)
         assert u is not None
         for served in lists:
             for p in served.picks:
                 self._shown(u, p.idx, p.source)
-            self._evidence(u, served.plan, served.picks, served.rows)
+            self._evidence(u.idx, served.plan, served.picks, served.rows)
 
-    def _evidence(self, u: UserState, plan: Plan, picks: list[Pick], rows: list[int]) -> None:
+    def _evidence(self, user_idx: int, plan: Plan, picks: list[Pick], rows: list[int]) -> None:
         features = plan.features
         if features is None or not rows:
             return
         if not plan.shared or self._rng.random() < self.evidence_share:
             self.impressions.add(
-                u.idx, [p.idx for p in picks[: len(rows)]], features[rows], plan.names
+                user_idx, [p.idx for p in picks[: len(rows)]], features[rows], plan.names
             )
         if not plan.shared:  # a user's plan is evidence for its first list only
             plan.features = plan.cand_idx = None
@@ -640,7 +731,7 @@ class Engine:
                         self.policy.complete(picks, u, self.catalog, ok, k, [], [], [], None)
                     for p in picks:
                         self._shown(u, p.idx, p.source)
-                    self._evidence(u, plan, picks, rows)
+                    self._evidence(u.idx, plan, picks, rows)
                     plan.lists += 1
                     return picks
             # The plan ran dry (or is from before what the user has since seen): make it
@@ -685,7 +776,12 @@ class Engine:
         lack). Returns the picks and, for evidence plans, the candidate rows of the ranked
         and bandit picks. Reads only; safe without the engine lock."""
         n_main = k - n_explore
-        n_bandit = (1 if explore and n_main > 1 else 0) if plan.has_ranker else n_main
+        # The bandit slot tries a source the ranker under-uses; not in a newcomer's lists
+        # (the shared plan): a first impression is the ranker's best plus exploration.
+        if not plan.has_ranker:
+            n_bandit = n_main
+        else:
+            n_bandit = 1 if explore and n_main > 1 and not plan.shared else 0
         n_ok = len(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
@@ -794,7 +890,7 @@ class Engine:
             self._drain()
             return {
                 "movies": int(self.catalog.servable.sum()),
-                "users": len(self.users),
+                "users": len(self.users) + len(self.viewers),
                 "events": self.n_events,
                 "sources": {
                     name: {"shown": t.shown, "liked": t.liked, "like_rate": round(t.like_rate, 4)}
