@@ -690,7 +690,8 @@ class Engine:
             for served in lists:
                 for p in served.picks:
                     self._show_viewer(v[1], p.idx, p.source)
-                self._evidence(v[0], served.plan, served.picks, served.rows)
+            # No online evidence from users who never acted: anonymous traffic would fill
+            # memory with feature rows that no like will ever label.
             return
         u = self.user(user_id)
         assert u is not None

@@ -413,7 +413,7 @@ class ImpressionLog:
     held-out slice still trains the ranker).
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 5_000) -> None:
         self.capacity = capacity
         self.groups: deque[tuple[int, Group, list[int]]] = deque()
         self.pending: dict[tuple[int, int], tuple[Group, int]] = {}
