@@ -299,8 +299,9 @@ class RecService:
             self.trainer.forget()
             self.cache.clear()
 
-    def health(self) -> dict[str, Any]:
-        checks: dict[str, Any] = {}
+    def _checks(self) -> dict[str, dict[str, Any]]:
+        """Ping each dependency (database, cache): status and latency, or what failed."""
+        checks: dict[str, dict[str, Any]] = {}
         for name, probe in (("database", self.store.ping), ("cache", self.cache.ping)):
             t0 = time.perf_counter()
             try:
@@ -309,10 +310,14 @@ class RecService:
                     "status": "ok",
                     "latency_ms": round((time.perf_counter() - t0) * 1e3, 2),
                 }
-            except Exception:  # health reports failures, it does not raise them
+            except Exception:  # checks report failures, they do not raise them
                 # The exception text (hosts, driver messages) goes to the log, not to clients.
                 log.warning("health check of the %s failed", name, exc_info=True)
                 checks[name] = {"status": "error", "error": f"the {name} does not answer"}
+        return checks
+
+    def health(self) -> dict[str, Any]:
+        checks = self._checks()
         ok = all(c["status"] == "ok" for c in checks.values())
         return {
             "status": "ok" if ok else "degraded",
@@ -324,13 +329,7 @@ class RecService:
     def readiness(self) -> list[str]:
         """What keeps this instance from serving: empty when ready (``/readyz``)."""
         problems = [] if self.loaded else ["state is loading"]
-        for name, probe in (("database", self.store.ping), ("cache", self.cache.ping)):
-            try:
-                probe()
-            except Exception:
-                log.warning("readiness: the %s does not answer", name, exc_info=True)
-                problems.append(f"the {name} does not answer")
-        return problems
+        return problems + [c["error"] for c in self._checks().values() if c["status"] != "ok"]
 
     # -- catalogue & users ---------------------------------------------------------------
     def _check_catalog_genres(self, movies: Sequence[Movie]) -> None:

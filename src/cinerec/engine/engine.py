@@ -19,13 +19,7 @@ import numpy as np
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine.ids import IdMap
-from cinerec.engine.plans import (
-    PLAN_EXPLORE_LISTS,
-    PLAN_SIZE,
-    PLAN_TTL_S,
-    SHARED_EXPLORE,
-    Plan,
-)
+from cinerec.engine.plans import PLAN_EXPLORE_LISTS, PLAN_SIZE, SHARED_EXPLORE, Plan
 from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
@@ -571,19 +565,23 @@ class Engine:
             or (not shared and plan.n_events != u.n_events)
             # the one plan of every newcomer follows a model swap at once
             or (shared and plan.version != self.version)
-        ):
+        ) or (plan.outdated(self.version) and not self._ask_refresh(plan, u.id)):
             plan = self.make_plan(None if shared else u)
-        elif plan.version != self.version or time.monotonic() - plan.made_at > PLAN_TTL_S:
-            if self.on_stale is None:
-                plan = self.make_plan(None if shared else u)
-            elif not plan.refreshing:
-                plan.refreshing = True
-                self.on_stale(None if shared else u.id)
         if shared:
             self._shared_plan = plan
         else:
             u.plan = plan
         return plan
+
+    def _ask_refresh(self, plan: Plan, user_id: str) -> bool:
+        """Have a fresh plan made in the background (once per plan) while this one serves;
+        False when nothing makes plans in the background (then make it now)."""
+        if self.on_stale is None:
+            return False
+        if not plan.refreshing:
+            plan.refreshing = True
+            self.on_stale(None if plan.shared else user_id)
+        return True
 
     def refresh(self, user_ids: Iterable[str | None]) -> int:
         """Make fresh plans for these users (None: the shared plan) where theirs is missing,
@@ -638,16 +636,10 @@ class Engine:
             or (shared and plan.version != self.version)  # remade once, on the locked path
         ):
             return None
-        if (
-            plan.version != self.version
-            or time.monotonic() - plan.made_at > PLAN_TTL_S
-            or plan.running_low(k)
+        if (plan.outdated(self.version) or plan.running_low(k)) and not self._ask_refresh(
+            plan, user_id
         ):
-            if self.on_stale is None:
-                return None
-            if not plan.refreshing:
-                plan.refreshing = True
-                self.on_stale(None if shared else user_id)
+            return None
         viewer = self.viewers.get(idx) if idx is not None and u is None else None
         seen: Container[int] = u.seen if u is not None else (viewer if viewer is not None else ())
         n_explore = slots[1] if explore else 0

@@ -19,6 +19,7 @@ in the background. Users with no history and no favourite genres share one plan.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,11 @@ class Plan:
     refreshing: bool = False
     #: lists served from this plan (a user's plan: to this user)
     lists: int = 0
+
+    def outdated(self, version: int) -> bool:
+        """Made before the serving models, ranker or catalogue last changed (``version``),
+        or longer than ``PLAN_TTL_S`` ago."""
+        return self.version != version or time.monotonic() - self.made_at > PLAN_TTL_S
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took

@@ -284,7 +284,7 @@ class StateCollector(Collector):
         with eng.lock:
             tallies = [(n, t.shown, t.liked, t.disliked) for n, t in sorted(eng.tallies.items())]
             n_events = eng.n_events
-            n_users = len(eng.users)
+            n_users = len(eng.users) + len(eng.viewers)  # as Engine.stats counts
             n_movies = int(eng.catalog.servable.sum())
         shown = CounterMetricFamily(
             "cinerec_source_impressions",
