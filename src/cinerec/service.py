@@ -7,6 +7,8 @@ Writes go to the store first (durable), then to the engine (visible to the next 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -54,22 +56,37 @@ class UnavailableError(RuntimeError):
 LOG_TIMEOUT_S = 10.0
 
 
+#: session ids: a random prefix per process and a counter (unique, and a few hundred
+#: nanoseconds where reading the OS's randomness for each list costs tens of microseconds)
+_SESSION_PREFIX = os.urandom(8).hex()
+_session_counter = itertools.count()
+
+
+def _new_session_id() -> str:
+    return f"{_SESSION_PREFIX}{next(_session_counter):016x}"
+
+
 def wait_logged(result: RecResult) -> None:
-    """Block until ``result``'s list is durable in the recommendation log (worker threads)."""
-    if result.logged is None:
+    """Block until ``result``'s list is durable in the recommendation log (worker threads;
+    a result made for an event loop is awaited with :func:`logged`)."""
+    done = result.logged
+    if done is None:
         return
+    assert isinstance(done, Future), "a list served on the event loop is awaited there"
     try:
-        result.logged.result(timeout=LOG_TIMEOUT_S)
+        done.result(timeout=LOG_TIMEOUT_S)
     except Exception as exc:
         raise UnavailableError("the list could not be stored; retry shortly") from exc
 
 
 async def logged(result: RecResult) -> None:
     """Wait on the event loop until ``result``'s list is durable in the recommendation log."""
-    if result.logged is None:
+    done = result.logged
+    if done is None:
         return
     try:
-        await asyncio.wait_for(asyncio.wrap_future(result.logged), LOG_TIMEOUT_S)
+        async with asyncio.timeout(LOG_TIMEOUT_S):
+            await (done if isinstance(done, asyncio.Future) else asyncio.wrap_future(done))
     except Exception as exc:
         raise UnavailableError("the list could not be stored; retry shortly") from exc
 
@@ -88,7 +105,7 @@ class RecResult:
     model_version: str | None = None
     #: resolves once the list is in the recommendation log (what the user was shown survives
     #: a crash from then on); None for a preview. HTTP answers wait for it.
-    logged: Future[None] | None = None
+    logged: Logged | None = None
 
 
 @dataclass(slots=True)
@@ -96,6 +113,20 @@ class EventsResult:
     accepted: int
     duplicates: int
     unknown_movies: list[str] = field(default_factory=list)
+
+
+#: a list's "it is in the log": a thread waits on a Future, an event loop on its own future
+#: (resolved with one wake-up of the loop per commit, not one per list)
+Logged = Future[None] | asyncio.Future[None]
+
+
+def _settle(futs: list[asyncio.Future[None]], exc: BaseException | None) -> None:
+    for f in futs:
+        if not f.done():
+            if exc is None:
+                f.set_result(None)
+            else:
+                f.set_exception(exc)
 
 
 class RecLogWriter:
@@ -110,12 +141,14 @@ class RecLogWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.q: queue.Queue[tuple[RecLogEntry, Future[None]] | None] = queue.Queue()
+        self.q: queue.Queue[tuple[RecLogEntry, Logged] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="rec-log-writer", daemon=True)
         self.thread.start()
 
-    def put(self, entry: RecLogEntry) -> Future[None]:
-        fut: Future[None] = Future()
+    def put(self, entry: RecLogEntry, loop: asyncio.AbstractEventLoop | None = None) -> Logged:
+        """Queue a list; the returned future resolves once it is stored (a future of
+        ``loop`` when one is given: call this from that loop then)."""
+        fut: Logged = loop.create_future() if loop is not None else Future()
         self.q.put((entry, fut))
         return fut
 
@@ -142,22 +175,35 @@ class RecLogWriter:
                 for _ in batch:
                     self.q.task_done()
 
-    def _write(self, batch: list[tuple[RecLogEntry, Future[None]]]) -> None:
+    def _write(self, batch: list[tuple[RecLogEntry, Logged]]) -> None:
         try:
             self.store.log_recommendations([e for e, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
-                entry, fut = batch[0]
-                log.exception("could not write the log of session %s", entry.session_id)
-                fut.set_exception(exc)
+                log.exception("could not write the log of session %s", batch[0][0].session_id)
+                self._resolve(batch, exc)
                 return
             # One entry the database refuses (PostgreSQL: a user id longer than its column, a
             # NUL character) must not lose the other entries of the batch.
             for one in batch:
                 self._write([one])
             return
+        self._resolve(batch, None)
+
+    @staticmethod
+    def _resolve(batch: list[tuple[RecLogEntry, Logged]], exc: BaseException | None) -> None:
+        loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, fut in batch:
-            fut.set_result(None)
+            if isinstance(fut, Future):
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+            else:
+                loops.setdefault(fut.get_loop(), []).append(fut)
+        for loop, futs in loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, futs, exc)
 
     def flush(self) -> None:
         self.q.join()
@@ -453,15 +499,21 @@ class RecService:
         )
         return self._result(user_id, items, source, session_id, record, t0)
 
-    def try_recommend(self, user_id: str, explore: bool = True) -> RecResult | None:
+    def try_recommend(
+        self,
+        user_id: str,
+        explore: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> RecResult | None:
         """The default list, if it can be served at once from a plan without waiting for
         the engine (the event loop's fast path); None otherwise: then call
-        :meth:`recommend` from a worker thread."""
+        :meth:`recommend` from a worker thread. Called on ``loop``, the result's ``logged``
+        is a future of that loop (await it with :func:`logged`)."""
         t0 = time.perf_counter()
         items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore)
         if items is None:
             return None
-        return self._result(user_id, items, None, None, True, t0)
+        return self._result(user_id, items, None, None, True, t0, loop)
 
     def _result(
         self,
@@ -471,8 +523,9 @@ class RecService:
         session_id: str | None,
         record: bool,
         t0: float,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> RecResult:
-        session_id = session_id or os.urandom(16).hex()  # uuid4's cost, a tenth
+        session_id = session_id or _new_session_id()
         main = _main_source(items, source)
         logged = None
         if record:
@@ -483,7 +536,8 @@ class RecService:
                     [i.movie_id for i in items],
                     [i.source for i in items],
                     main,
-                )
+                ),
+                loop,
             )
         result = RecResult(user_id, session_id, items, main, logged=logged)
         for listener in self.rec_listeners:

@@ -16,9 +16,14 @@ from fastapi.responses import JSONResponse
 
 from cinerec import __version__
 from cinerec.api import errors
-from cinerec.api.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from cinerec.api.middleware import (
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    RecsFastPath,
+    RequestIdMiddleware,
+)
 from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
-from cinerec.api.schemas import StatusResponse
+from cinerec.api.schemas import MAX_ID, StatusResponse
 from cinerec.config import Settings
 from cinerec.jobs import TrainingJobs
 from cinerec.observability.metrics import RoleMetrics, api_metrics, collector_metrics
@@ -45,7 +50,9 @@ def _rate_limiters(settings: Settings) -> dict[str, RateLimiter] | None:
     }
 
 
-def _app(title: str, svc: RecService, owns_service: bool, role: RoleMetrics) -> FastAPI:
+def _app(
+    title: str, svc: RecService, owns_service: bool, role: RoleMetrics, fast_recs: bool = False
+) -> FastAPI:
     jobs = TrainingJobs(svc.trainer)
 
     @asynccontextmanager
@@ -62,6 +69,8 @@ def _app(title: str, svc: RecService, owns_service: bool, role: RoleMetrics) -> 
     app.state.rate_limiters = _rate_limiters(settings)
     app.state.jobs = jobs
     app.state.metrics = role
+    if fast_recs:  # innermost: added first
+        app.add_middleware(RecsFastPath, service=svc, route=grader.recs_route(), max_id=MAX_ID)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     if role.http is not None:  # outermost: times everything, errors included
@@ -90,8 +99,9 @@ def _app(title: str, svc: RecService, owns_service: bool, role: RoleMetrics) -> 
 
 def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     """The whole service: contract A (when ``contract_a``), contract B and ``/api/v1``."""
-    app = _app("cinerec", service, owns_service, api_metrics(service))
-    if service.settings.contract_a:
+    contract_a = service.settings.contract_a
+    app = _app("cinerec", service, owns_service, api_metrics(service), fast_recs=contract_a)
+    if contract_a:
         app.include_router(grader.router)
         app.include_router(grader.collector)
     app.include_router(auth.router)

@@ -19,7 +19,14 @@ import numpy as np
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine.ids import IdMap
-from cinerec.engine.plans import PLAN_EXPLORE_LISTS, PLAN_SIZE, SHARED_EXPLORE, Plan
+from cinerec.engine.plans import (
+    PLAN_DEPTH,
+    PLAN_EXPLORE_LISTS,
+    RANKED_FIRST,
+    SHARED_EXPLORE,
+    Cursor,
+    Plan,
+)
 from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
@@ -509,12 +516,12 @@ class Engine:
         # each list it serves is evidence with probability evidence_share.
         evidence = shared or self._rng.random() < self.evidence_share
         needed, drawn = self._needed(u, sources, not evidence)
-        cands = gather(u, cat, sources, ok, only=None if evidence else needed)
+        cands = gather(u, cat, sources, ok, only=None if evidence else needed, deep=PLAN_DEPTH)
         has_ranker = self.ranker is not None
         if has_ranker and len(cands):
             assert self.ranker is not None
             s = self.ranker.score(cands.features, cands.names)
-            order = np.argsort(-s, kind="stable")[:PLAN_SIZE]
+            order = np.argsort(-s, kind="stable")
             ranked = cands.idx[order].astype(np.int64)
             best = [cands.best_source[int(r)] for r in order]
             scores = s[order].astype(np.float64)
@@ -533,7 +540,7 @@ class Engine:
         picks: list[Pick] = []
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
         ok_explore = ok.copy()
-        ok_explore[ranked] = False
+        ok_explore[ranked[:RANKED_FIRST]] = False
         self.policy._explore(picks, set(), ok_explore, cat, want, taste, [1.0] * len(taste))
         explore = np.fromiter((p.idx for p in picks), dtype=np.int64, count=len(picks))
         keep = evidence and len(cands) > 0
@@ -648,11 +655,12 @@ class Engine:
                 return None
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
-            picks, rows = self._take(seen, plan, k, explore, servable, n_explore, also=also)
+            picks, rows, cursor = self._take(seen, plan, k, explore, servable, n_explore, also=also)
             if len(picks) < k:
                 return None  # the plan ran dry: the locked path makes it again
             self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
             plan.lists += 1
+            plan.cursor = cursor
         ext = cat.ids.external
         return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
 
@@ -715,7 +723,9 @@ class Engine:
             # The fast path may serve this user meanwhile: take and mark under its lock.
             with self._pending_lock:
                 self._fold(user_id, self._pending.pop(user_id, []))
-                picks, rows = self._take(u.seen, plan, k, explore, servable, n_explore, fill)
+                picks, rows, cursor = self._take(
+                    u.seen, plan, k, explore, servable, n_explore, fill
+                )
                 if len(picks) == k or fill:
                     if len(picks) < k:
                         # Too few candidates: the rest from the whole catalogue, then
@@ -726,6 +736,7 @@ class Engine:
                         self._shown(u, p.idx, p.source)
                     self._evidence(u.idx, plan, picks, rows)
                     plan.lists += 1
+                    plan.cursor = cursor
                     return picks
             # The plan ran dry (or is from before what the user has since seen): make it
             # again, outside the fast path's lock.
@@ -762,12 +773,15 @@ class Engine:
         n_explore: int,
         fill: bool = False,
         also: Container[int] = (),
-    ) -> tuple[list[Pick], list[int]]:
+    ) -> tuple[list[Pick], list[int], Cursor]:
         """Walk the plan: the ranker's order, the bandit slot, then exploration; skip what
         the user has seen (``seen``, ``also``) or may no longer be shown. Exploration fills
         its own slots only, unless ``fill`` (then it also fills what the plan's main slots
-        lack). Returns the picks and, for evidence plans, the candidate rows of the ranked
-        and bandit picks. Reads only; safe without the engine lock."""
+        lack); a user's plan whose own exploration picks are used up draws from the shared
+        plan's. Returns the picks, for evidence plans the candidate rows of the ranked and
+        bandit picks, and where the next walk of a user's plan resumes (the caller stores it
+        in ``plan.cursor`` once the list is served). Reads only; safe without the engine
+        lock (under ``_pending_lock``, which orders the walks of one plan)."""
         n_main = k - n_explore
         # The bandit slot tries a source the ranker under-uses; not in a newcomer's lists
         # (the shared plan): a first impression is the ranker's best plus exploration.
@@ -778,26 +792,33 @@ class Engine:
         n_ok = len(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
+        # The shared plan serves many users: every walk starts at the top.
+        start = Cursor(0, 0, {}) if plan.shared else plan.cursor
 
         def usable(i: int) -> bool:
             return i < n_ok and servable[i] and i not in seen and i not in also
 
-        for r in range(len(plan.ranked)):
-            if len(picks) >= n_main - n_bandit:
-                break
-            i = int(plan.ranked[r])
+        def resume(arr: np.ndarray, at: int) -> int:
+            """``at`` moved past the movies this walk took or may not show."""
+            while at < len(arr) and ((i := int(arr[at])) in taken or not usable(i)):
+                at += 1
+            return at
+
+        ranked = plan.ranked
+        r = start.ranked
+        while r < len(ranked) and len(picks) < n_main - n_bandit:
+            i = int(ranked[r])
             if usable(i):
                 picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
                 taken.add(i)
-        cursors = dict.fromkeys(plan.proposals, 0)
+            r += 1
+        cursors = {name: start.proposals.get(name, 0) for name in plan.proposals}
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(plan.proposals[name][0])]
             while open_:
                 name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
                 prop, sc = plan.proposals[name]
-                c = cursors[name]
-                while c < len(prop) and (int(prop[c]) in taken or not usable(int(prop[c]))):
-                    c += 1
+                c = resume(prop, cursors[name])
                 cursors[name] = c + 1
                 if c < len(prop):
                     i = int(prop[c])
@@ -807,21 +828,42 @@ class Engine:
                 open_.remove(name)
         cand_idx = plan.cand_idx
         rows = (
-            [int(np.searchsorted(cand_idx, p.idx)) for p in picks] if cand_idx is not None else []
+            np.searchsorted(cand_idx, [p.idx for p in picks]).tolist()
+            if cand_idx is not None and picks
+            else []
         )
-        pool = plan.explore
-        if plan.shared and len(pool):
-            pool = pool[self.policy.rng.permutation(len(pool))]
         stop = k if fill else len(picks) + n_explore
-        for i in pool:
-            if len(picks) >= stop:
-                break
-            i = int(i)
-            if i in taken or not usable(i):
-                continue
-            taken.add(i)
-            picks.append(Pick(i, EXPLORE, 0.0))
-        return picks, rows
+
+        def walk(pool: np.ndarray, at: int, first: int = 0) -> int:
+            """Exploration picks from ``pool``, walked from ``at`` and read from ``first``
+            on, round the pool; returns where the walk stopped."""
+            n = len(pool)
+            while at < n and len(picks) < stop:
+                i = int(pool[(first + at) % n])
+                at += 1
+                if i not in taken and usable(i):
+                    taken.add(i)
+                    picks.append(Pick(i, EXPLORE, 0.0))
+            return at
+
+        def walk_shared(pool: np.ndarray) -> None:
+            """A pool many users share: each walk starts at a random place in it."""
+            if len(pool) and len(picks) < stop:
+                walk(pool, 0, int(self.policy.rng.integers(len(pool))))
+
+        e = start.explore
+        if plan.shared:
+            walk_shared(plan.explore)
+        else:
+            e = walk(plan.explore, e)
+            if self._shared_plan is not None:  # once this plan's own picks are used up
+                walk_shared(self._shared_plan.explore)
+        cursor = Cursor(
+            resume(ranked, start.ranked),
+            e,
+            {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
+        )
+        return picks, rows, cursor
 
     def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
         ext = self.catalog.ids.external

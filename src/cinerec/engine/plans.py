@@ -24,10 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: the ranker's best candidates a plan keeps: several lists' worth, so a user who asks again
-#: without acting is served from the same plan
-PLAN_SIZE = 200
-#: exploration picks a plan keeps, in lists' worth
+#: how deep a plan asks each source (the ranker orders the union): about a hundred lists'
+#: worth, so a user who asks again and again without acting is served from the same plan
+#: (the first lists' order does not depend on it, see ``ranking.gather``)
+PLAN_DEPTH = 150
+#: exploration picks movies outside the ranker's first this many (its first lists): those
+#: the ranker shows anyway
+RANKED_FIRST = 200
+#: exploration picks a plan keeps, in lists' worth; once they are used up its exploration
+#: slots draw from the shared plan's picks (the least-shown movies of the moment)
 PLAN_EXPLORE_LISTS = 20
 #: a plan with fewer lists than this left in it is made again in the background, before
 #: it runs dry (a dry plan is made again on the request path)
@@ -37,6 +42,18 @@ SHARED_EXPLORE = 200
 #: a plan older than this is served once more while a fresh one is made (popularity and the
 #: co-likes of other users move on; the user's own events remake it at once)
 PLAN_TTL_S = 300.0
+
+
+@dataclass(slots=True, frozen=True)
+class Cursor:
+    """Where a walk of a user's plan resumes. A walk only moves past movies it serves or
+    that may not be shown (seen, hidden), both for good, so a list costs O(k), not a walk
+    from the top of a plan a hundred lists deep. Replaced (never changed in place) once the
+    list it was walked for is served."""
+
+    ranked: int
+    explore: int
+    proposals: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -67,6 +84,9 @@ class Plan:
     refreshing: bool = False
     #: lists served from this plan (a user's plan: to this user)
     lists: int = 0
+    #: a user's plan: where the walk of ``ranked``, ``explore`` and each source's proposals
+    #: resumes (everything before is shown or may not be shown; see ``Engine._take``)
+    cursor: Cursor = field(default_factory=lambda: Cursor(0, 0, {}))
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
@@ -75,6 +95,11 @@ class Plan:
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took
-        its main slots from ``ranked`` and two from ``explore``)."""
-        left = min(len(self.ranked) / max(k - 2, 1), len(self.explore) / 2)
-        return not self.shared and self.lists + PLAN_LOW_WATER > left
+        its main slots from what is left of ``ranked``, or of the proposals without a
+        ranker)."""
+        if self.has_ranker:
+            left = len(self.ranked) - self.cursor.ranked
+        else:  # every main slot is the bandit's: what is left of the sources' proposals
+            at = self.cursor.proposals
+            left = sum(len(p) - at.get(name, 0) for name, (p, _) in self.proposals.items())
+        return not self.shared and left / max(k - 2, 1) < PLAN_LOW_WATER

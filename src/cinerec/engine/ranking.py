@@ -80,31 +80,43 @@ def gather(
     *,
     per_source: int = PER_SOURCE,
     only: frozenset[str] | None = None,
+    deep: int = 0,
 ) -> Candidates:
     """Ask every source (or those in ``only``) for its best allowed movies and describe
-    their union."""
+    their union.
+
+    ``deep`` > ``per_source`` also adds each source's next best movies, up to ``deep`` of
+    them, to the union (a plan that lasts many lists): they are described as the ranker was
+    trained to see them, as movies outside the source's proposals (rank NaN), with every
+    source's score standardised over the ``per_source`` union alone, so the order of the
+    first lists does not depend on ``deep``.
+    """
     from cinerec.engine.policy import top_n  # policy imports this module
 
     scores: dict[str, np.ndarray] = {}
     proposals: dict[str, np.ndarray] = {}
+    deeper: dict[str, np.ndarray] = {}
     for name, rec in sources.items():
         if only is not None and name not in only:
             continue
         sc = rec.scores(user, catalog)
         if sc is None:
             continue
-        cand = top_n(sc, ok, per_source, getattr(rec, "positive_only", True))
+        cand = top_n(sc, ok, max(per_source, deep), getattr(rec, "positive_only", True))
         # A source that scores every movie the user may see alike (a like rate or a rating
         # with no evidence on any of them) has nothing to propose: its order would be the
         # catalogue's.
         if len(cand) and _informative(sc, ok):
             scores[name] = sc
-            proposals[name] = cand
-    idx = (
+            proposals[name] = cand[:per_source]
+            deeper[name] = cand
+    core = (
         np.unique(np.concatenate(list(proposals.values())))
         if proposals
         else np.empty(0, dtype=np.int64)
     )
+    idx = np.unique(np.concatenate(list(deeper.values()))) if deep > per_source and deeper else core
+    in_core = np.isin(idx, core) if deep > per_source else np.ones(len(idx), dtype=bool)
     c = len(idx)
     names = list(ITEM_FEATURES) + list(USER_FEATURES)
     cols: list[np.ndarray] = []
@@ -130,22 +142,27 @@ def gather(
     else:
         cols.append(catalog.genre_matrix()[idx] @ prof)
     # -- each source: rank among its proposals (NaN beyond) and score standardised over the union
+    # (the label ranks each movie by the source's deep list: a movie beyond every source's
+    # proposals is still labelled with the source that put it in the union)
     best_rank = np.full(c, np.inf)
     best = ["explore"] * c
     for name in sorted(scores):
         rank = np.full(c, np.nan)
         prop = proposals[name]
         rank[np.searchsorted(idx, prop)] = np.arange(1, len(prop) + 1)
+        label_rank = np.full(c, np.inf)
+        label_rank[np.searchsorted(idx, deeper[name])] = np.arange(1, len(deeper[name]) + 1)
         v = scores[name][idx].astype(np.float64)
         finite = np.isfinite(v)
         z = np.full(c, np.nan)
-        if finite.any():
-            mu, sd = v[finite].mean(), v[finite].std()
+        basis = finite & in_core
+        if basis.any():
+            mu, sd = v[basis].mean(), v[basis].std()
             z[finite] = (v[finite] - mu) / (sd if sd > 0 else 1.0)
         cols.extend([rank, z])
         names.extend(source_features(name))
-        better = np.nan_to_num(rank, nan=np.inf) < best_rank
-        best_rank[better] = rank[better]
+        better = label_rank < best_rank
+        best_rank[better] = label_rank[better]
         for j in np.flatnonzero(better):
             best[j] = name
     features = np.column_stack(cols) if c else np.zeros((0, len(names)))

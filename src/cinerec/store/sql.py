@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ class SqlStore(Store):
         # One writer at a time inside this process: SQLite allows a single writer anyway,
         # and serialising here turns "database is locked" errors into short waits.
         self._write_lock = threading.Lock()
+        self._listen_errors(engine)
+
+    @staticmethod
+    def _listen_errors(engine: Engine) -> None:
         event.listen(engine, "handle_error", _refused_value)
 
     # -- dialect hooks -------------------------------------------------------------------
@@ -298,9 +303,17 @@ class SqlStore(Store):
         ]
         if not rows:
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._write_lock, self._log_transaction() as conn:
             for chunk in _chunks(rows, self.chunk_size):
                 conn.execute(t.rec_log.insert(), list(chunk))
+
+    def _log_transaction(self) -> AbstractContextManager[Connection]:
+        """The transaction of a batch of the recommendation log. The backends commit it
+        safe from a crash of this process (``kill -9``) without waiting for the disk: the
+        log is written for every list served, and a flush to disk per group commit would
+        make every answer wait for the disk. A power loss may lose the last lists (a user
+        may then see one of them again); events never: they commit to disk."""
+        return self.engine.begin()
 
     @staticmethod
     def _to_log(r: Row[Any]) -> RecLogEntry:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 
 from cinerec.api import errors
 from cinerec.api.deps import ServiceDep
@@ -17,7 +20,7 @@ from cinerec.api.schemas import (
     StatusResponse,
 )
 from cinerec.domain import Event, EventKind
-from cinerec.service import logged
+from cinerec.service import RecService, logged
 
 router = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
 collector = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
@@ -42,15 +45,28 @@ def add_items(body: AddItemsRequest, svc: ServiceDep) -> StatusResponse:
 
 
 @router.get("/recs/{user_id}", response_model=ItemIdsResponse)
-async def recs(user_id: PathId, svc: ServiceDep) -> ItemIdsResponse:
+async def recs(user_id: PathId, request: Request) -> Response:
     # Served on the event loop from the user's plan when it can be had at once (no thread
     # hop); a plan to make, or an engine busy with a write, goes to a worker thread. The
     # answer waits until the list is in the log (group commit): never shown twice.
-    result = svc.try_recommend(user_id)
+    # The hottest route: the service comes from app.state directly and the answer is
+    # serialised once, here (a returned Response skips FastAPI's re-validation against
+    # response_model, which stays for the OpenAPI schema).
+    svc: RecService = request.app.state.service
+    result = svc.try_recommend(user_id, loop=asyncio.get_running_loop())
     if result is None:
         result = await run_in_threadpool(svc.recommend, user_id)
     await logged(result)
-    return ItemIdsResponse(item_ids=[i.movie_id for i in result.items])
+    return Response(
+        json.dumps({"item_ids": [i.movie_id for i in result.items]}, separators=(",", ":")),
+        media_type="application/json",
+    )
+
+
+def recs_route() -> BaseRoute:
+    """The route of ``GET /recs/{user_id}`` (``api.middleware.RecsFastPath`` stands in for
+    it when the user's plan can serve the list at once)."""
+    return next(r for r in router.routes if getattr(r, "path", None) == "/recs/{user_id}")
 
 
 @collector.post("/interact", response_model=StatusResponse)
