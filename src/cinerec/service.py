@@ -409,7 +409,7 @@ class RecService:
         new = [e for e, f in zip(events, fresh, strict=True) if f]
         self.engine.apply_events(new)
         catalog = self.engine.catalog
-        unknown = sorted({e.movie_id for e in new if not catalog.is_active(e.movie_id)})
+        unknown = sorted(m for m in {e.movie_id for e in new} if not catalog.is_active(m))
         # Work on write: the users who acted get their next list's plan now, so that list
         # is served at once and reflects what they did. A large batch (an import) queues
         # for the background refresher only its users who have been reading (they hold a

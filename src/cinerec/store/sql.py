@@ -29,6 +29,8 @@ from cinerec.store import tables as t
 from cinerec.store.base import EventRow, RefusedValueError, Store
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: each kind's stored spelling (a dict lookup: ``Enum.value`` is a slow property)
+_KIND = {k: k.value for k in EventKind}
 #: the columns of :data:`EventRow`, in its order
 EVENT_COLUMNS = "user_id, movie_id, kind, value, ts, client_event_id"
 
@@ -221,7 +223,9 @@ class SqlStore(Store):
                         fresh[i] = False
                         continue
                     seen.add(key)
-                rows.append((e.user_id, e.movie_id, e.kind.value, e.value, e.ts, e.client_event_id))
+                rows.append(
+                    (e.user_id, e.movie_id, _KIND[e.kind], e.value, e.ts, e.client_event_id)
+                )
             if rows:
                 self._write_events(conn, rows)
         return fresh
