@@ -155,6 +155,12 @@ def batch_bodies(n: int, size: int, tag: str, seed: int) -> list[bytes]:
     return bodies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post_all(url: str, bodies: list[bytes], connections: int) -> tuple[int, float]:
     """Send every body over ``connections`` keep-alive connections; (accepted, seconds)."""
     todo = list(reversed(bodies))
@@ -217,18 +223,22 @@ def http_runs(
          "--log-level", "warning", "--no-access-log"],
         const_url, work / "constant.log", timeout=60,
     )  # fmt: skip
-    out: dict[str, list[float]] = {"service": [], "baseline": []}
+    out: dict[str, list[float]] = {"service": [], "baseline": [], "service_cpu_us": []}
     total = 0
     try:
         for rep in range(args.repeats):
             bodies = batch_bodies(args.http_events, args.batch, f"{backend}{rep}", rep)
+            cpu0 = cpu_seconds(svc.pid)
             n, s = post_all(svc_url, bodies, args.connections)
+            # the server's own CPU per event: what the load of other jobs changes least
+            out["service_cpu_us"].append((cpu_seconds(svc.pid) - cpu0) / n * 1e6)
             total += n
             out["service"].append(n / s)
             n, s = post_all(const_url, bodies, args.connections)
             out["baseline"].append(n / s)
             print(
-                f"  http {backend} run {rep + 1}: service {out['service'][-1]:,.0f}/s, "
+                f"  http {backend} run {rep + 1}: service {out['service'][-1]:,.0f}/s "
+                f"({out['service_cpu_us'][-1]:.0f} us CPU per event), "
                 f"constant {out['baseline'][-1]:,.0f}/s",
                 flush=True,
             )
@@ -286,6 +296,7 @@ def main() -> None:
     backends = ["sqlite"] + (["postgres"] if args.postgres_url else [])
     pg = args.postgres_url
     results: dict[str, dict[str, list[float]]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cinerec-ingest-") as tmp:
         work = Path(tmp)
         for backend in backends:
@@ -326,20 +337,29 @@ def main() -> None:
                     f.unlink()
             if "http" in parts:
                 results[f"http batch {args.batch}, {backend}"] = http_runs(backend, work, pg, args)
+    load_after = os.getloadavg()[0]
     medians = {
         k: {
             "service_events_per_s": round(statistics.median(v["service"])),
             "baseline_events_per_s": round(statistics.median(v["baseline"])),
             "ratio": round(statistics.median(v["service"]) / statistics.median(v["baseline"]), 2),
             "runs": [round(x) for x in v["service"]],
+            **(
+                {"server_cpu_us_per_event": round(statistics.median(v["service_cpu_us"]), 1)}
+                if "service_cpu_us" in v
+                else {}
+            ),
+            "load_average_before_after": [round(load_before, 1), round(load_after, 1)],
         }
         for k, v in results.items()
     }
+    print(f"\nload average {load_before:.1f} before, {load_after:.1f} after (1 min)")
     print("\n| what | events/s (median) | baseline events/s | ratio |\n|---|---|---|---|")
     for k, m in medians.items():
+        cpu = m.get("server_cpu_us_per_event")
         print(
             f"| {k} | {m['service_events_per_s']:,} | {m['baseline_events_per_s']:,} "
-            f"| {m['ratio']:.2f} |"
+            f"| {m['ratio']:.2f} |" + (f" server CPU {cpu} us/event" if cpu else "")
         )
     RESULTS.parent.mkdir(exist_ok=True)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
