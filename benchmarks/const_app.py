@@ -1,13 +1,18 @@
-"""The ceiling for ``/recs``: a FastAPI endpoint that answers a constant 10-item list.
+"""The ceilings for ``/recs`` and for the batch event endpoint: FastAPI endpoints that answer
+a constant 10-item list, and that parse and validate an event batch with the service's own
+schema (``EventsBatch``) and store nothing.
 
-``benchmarks/recs_throughput.py`` starts it with uvicorn exactly as ``cinerec serve`` starts the
-real service (one process, one worker, same host and log flags) and drives both the same way.
+``benchmarks/recs_throughput.py`` and ``benchmarks/ingest.py`` start it with uvicorn exactly as
+``cinerec serve`` starts the real service (one process, one worker, same host and log flags)
+and drive both the same way.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from pydantic import BaseModel
+
+from cinerec.api.schemas import EventsAccepted, EventsBatch
 
 ITEMS = [str(i) for i in range(1, 11)]
 
@@ -27,3 +32,9 @@ async def healthcheck() -> dict[str, str]:
 @app.get("/recs/{user_id}", response_model=ItemIdsResponse)
 async def recs(user_id: str) -> ItemIdsResponse:
     return ItemIdsResponse(item_ids=ITEMS)
+
+
+@app.post("/api/v1/events/batch", response_model=EventsAccepted)
+def events_batch(body: EventsBatch) -> EventsAccepted:
+    # A sync endpoint, as the service's: validated, then answered from a worker thread.
+    return EventsAccepted(accepted=len(body.events), duplicates=0, unknown_movies=[])

@@ -455,15 +455,17 @@ class RecService:
         new = [e for e, f in zip(events, fresh, strict=True) if f]
         self.engine.apply_events(new)
         catalog = self.engine.catalog
-        unknown = sorted({e.movie_id for e in new if not catalog.is_active(e.movie_id)})
+        unknown = sorted(m for m in {e.movie_id for e in new} if not catalog.is_active(m))
         # Work on write: the users who acted get their next list's plan now, so that list
-        # is served at once and reflects what they did. A large batch (an import) leaves
-        # its users to be planned on their next request.
+        # is served at once and reflects what they did. A large batch (an import) queues
+        # for the background refresher only its users who have been reading (they hold a
+        # plan); the others are planned on their first request. Planning thousands of
+        # users per batch cost more than storing their events and starved the writes.
         users = list(dict.fromkeys(e.user_id for e in new))
         if len(users) <= REFRESH_ON_WRITE:
             self.engine.refresh(users)
         else:
-            for user in users:
+            for user in self.engine.planned(users):
                 self.refresher.put(user)
         return EventsResult(len(new), len(events) - len(new), unknown)
 

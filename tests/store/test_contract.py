@@ -116,6 +116,53 @@ def test_retried_event_is_stored_once(store: Store) -> None:
     assert store.count_events() == 4
 
 
+def test_retries_are_found_among_many_users_and_ids(store: Store) -> None:
+    """A batch of thousands of (user, client id) pairs: each stored pair is a retry and
+    nothing else is, even when its user and its id each occur in other stored pairs."""
+    first = [
+        Event(f"u{i % 50}", "m1", EventKind.LIKE, client_event_id=f"c{i}")
+        for i in range(0, 3000, 2)
+    ]
+    assert all(store.add_events(first))
+    batch = [
+        Event(f"u{i % 50}", "m2", EventKind.LIKE, client_event_id=f"c{i}") for i in range(3000)
+    ]
+    batch += [Event("u1", "m3", EventKind.LIKE, client_event_id="c0")]  # u1 never sent c0
+    assert store.add_events(batch) == [i % 2 == 1 for i in range(3000)] + [True]
+    assert store.count_events() == 1500 + 1500 + 1
+
+
+def test_bulk_load_keeps_the_event_semantics(store: Store) -> None:
+    store.add_events([Event("u1", "m1", EventKind.LIKE, ts=1.0, client_event_id="c-1")])
+    rows = [
+        ("u1", "m1", "like", None, 2.0, "c-1"),  # a retry of a stored event
+        ("u1", "m2", "rating", 4.5, 3.0, "c-2"),
+        ("u2", "not-yet", "view", 0.5, 4.0, None),  # unknown movie: kept
+        ("u1", "m2", "rating", 4.5, 3.0, "c-2"),  # repeated in this load
+        ("u2", "not-yet", "view", 0.5, 4.0, None),  # no client id: never a retry
+    ]
+    assert store.load_events(rows) == 3
+    got = [e for _, e in store.iter_events()]
+    assert got == [
+        Event("u1", "m1", EventKind.LIKE, None, 1.0, "c-1"),
+        Event("u1", "m2", EventKind.RATING, 4.5, 3.0, "c-2"),
+        Event("u2", "not-yet", EventKind.VIEW, 0.5, 4.0),
+        Event("u2", "not-yet", EventKind.VIEW, 0.5, 4.0),
+    ]
+    assert store.load_events([]) == 0
+
+
+def test_bulk_load_without_client_ids_appends_in_order(store: Store) -> None:
+    rows = [(f"u{i % 7}", f"m{i}", "like", None, float(i), None) for i in range(25_000)]
+    assert store.load_events(rows) == 25_000
+    ids = [i for i, _ in store.iter_events()]
+    assert ids == sorted(ids)
+    assert [e.ts for _, e in store.iter_events()] == [float(i) for i in range(25_000)]
+    # the per-event path sees what the bulk path stored
+    assert store.add_events([Event("u0", "m0", EventKind.LIKE, client_event_id="z")]) == [True]
+    assert store.count_events() == 25_001
+
+
 def test_events_for_unknown_movies_are_kept(store: Store) -> None:
     assert store.add_events([Event("u1", "not-yet", EventKind.LIKE)]) == [True]
     assert store.count_events() == 1

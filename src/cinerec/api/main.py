@@ -25,10 +25,10 @@ from cinerec.api.middleware import (
 from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
 from cinerec.api.schemas import MAX_ID, StatusResponse
 from cinerec.config import Settings
-from cinerec.jobs import TrainingJobs
 from cinerec.observability.metrics import RoleMetrics, api_metrics, collector_metrics
 from cinerec.security import Authenticator, RateLimiter
 from cinerec.service import RecService
+from cinerec.training.jobs import TrainingJobs
 
 log = logging.getLogger(__name__)
 

@@ -240,6 +240,16 @@ class Engine:
                     u.see(i)
         return u
 
+    def planned(self, user_ids: Iterable[str]) -> list[str]:
+        """Those of ``user_ids`` who hold a plan: they have asked for lists before. (Read
+        without the lock, as :meth:`try_serve` does: a plan made meanwhile is made fresh.)"""
+        out = []
+        for uid in user_ids:
+            u = self.user(uid, create=False)
+            if u is not None and u.plan is not None:
+                out.append(uid)
+        return out
+
     def _viewer(self, user_id: str) -> tuple[int, Viewer] | None:
         """The compact state of a user who has no full state yet (made when missing); None
         for a user who has one, or whose viewer grew past ``VIEWER_MAX_SHOWN``."""

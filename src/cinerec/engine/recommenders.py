@@ -1,9 +1,10 @@
-"""The recommender interface and the non-personal recommenders.
+"""The recommender interface and every serving source: the non-personal ones and trained models.
 
 A recommender turns a user's context into one score per catalogue movie (dense ids), or
 ``None`` when it has nothing to say for this user (e.g. a genre recommender for a user with
 no genre signal). The serving policy (``policy.py``) does everything else: removing seen and
-hidden movies, mixing sources, exploration, exactly-k. Personal models plug in the same way.
+hidden movies, mixing sources, exploration, exactly-k. Trained personal models plug in the
+same way (:class:`ModelRecommender`; training itself is :mod:`cinerec.training`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import sparse
 
+from cinerec.domain import ModelRecord
 from cinerec.engine.state import Catalog, UserState
+from cinerec.models import Model
+from cinerec.models.features import cold_item_features
 
 
 class Recommender(ABC):
@@ -341,3 +345,92 @@ class NewestRecommender(Recommender):
             return recency
         match = catalog.genre_matrix() @ prof
         return recency * (0.2 + match.astype(np.float64))
+
+
+class ModelRecommender(Recommender):
+    """A trained model as a serving source: folds the user's current row in on every request,
+    so a new like changes the very next list without retraining.
+
+    The model speaks its own dense ids (those of the process that trained it); ``item_ids`` /
+    ``user_ids`` (external, saved beside the artifact) map them onto this engine's ids, so a
+    model trained by a separate worker serves correctly here.
+
+    Catalogue movies the model does not know (added after training, or without interactions
+    then) get -inf, except from models that score unknown items from their features
+    (:meth:`cinerec.models.Model.score_cold_items`, LightFM): their genre and decade rows are
+    built once per catalogue change with the vocabulary saved with the model.
+    """
+
+    positive_only = False
+
+    def __init__(
+        self,
+        model: Model,
+        record: ModelRecord,
+        item_ids: list[str],
+        user_ids: list[str],
+        catalog: Catalog,
+    ) -> None:
+        self.model = model
+        self.record = record
+        self.name = record.kind
+        self.item_ids = item_ids
+        self.user_ids = user_ids
+        self.user_index = {u: i for i, u in enumerate(user_ids)}
+        self._cold_key: tuple[int, int, int] | None = None
+        self._cold: tuple[np.ndarray, sparse.csr_matrix] | None = None
+        # model item -> catalogue idx (allocating inactive entries for ids not seen here)
+        self.to_catalog = np.fromiter(
+            (catalog.index(m) for m in item_ids), dtype=np.int64, count=len(item_ids)
+        )
+        self.from_catalog = np.full(catalog.n, -1, dtype=np.int64)
+        self.from_catalog[self.to_catalog] = np.arange(len(item_ids))
+
+    def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
+        if user is None or not user.interactions:
+            return None
+        if len(self.from_catalog) < catalog.n:
+            grown = np.full(catalog.n, -1, dtype=np.int64)
+            grown[: len(self.from_catalog)] = self.from_catalog
+            self.from_catalog = grown
+        idx = np.fromiter(user.interactions.keys(), dtype=np.int64, count=len(user.interactions))
+        val = np.fromiter(user.interactions.values(), dtype=np.float32, count=len(idx))
+        cols = self.from_catalog[idx]
+        known = cols >= 0
+        row = sparse.csr_matrix(
+            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), cols[known])),
+            shape=(1, self.model.n_items),
+        )
+        uid = self.user_index.get(user.id)
+        s = self.model.score_user(row, None, uid)
+        out = np.full(catalog.n, -np.inf, dtype=np.float64)
+        out[self.to_catalog] = s[: len(self.to_catalog)]
+        cold = self._cold_items(catalog)
+        if cold is not None:
+            ids = None if uid is None else np.asarray([uid], dtype=np.int64)
+            cs = self.model.score_cold_items(row, cold[1], None, ids)
+            if cs is not None:
+                out[cold[0]] = cs[0]
+        return out
+
+    def _cold_items(self, catalog: Catalog) -> tuple[np.ndarray, sparse.csr_matrix] | None:
+        """Active catalogue movies unknown to the model and their side-feature rows (cached
+        until the catalogue changes); None when the model has no named item features."""
+        names = self.model.item_feature_names
+        if not names:
+            return None
+        key = (id(catalog), catalog.version, catalog.n)
+        if key != self._cold_key:
+            known = np.zeros(catalog.n, dtype=bool)
+            known[self.to_catalog[self.to_catalog < catalog.n]] = True
+            idx = np.flatnonzero(catalog.active[: catalog.n] & ~known)
+            self._cold = None
+            if len(idx):
+                feats = cold_item_features(
+                    [catalog.genre_names(int(i)) for i in idx],
+                    [catalog.years[int(i)] for i in idx],
+                    names,
+                )
+                self._cold = (idx, feats)
+            self._cold_key = key
+        return self._cold

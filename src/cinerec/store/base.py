@@ -20,6 +20,10 @@ from cinerec.domain import (
     User,
 )
 
+#: One event as the bulk path takes it, in column order:
+#: ``(user_id, movie_id, kind, value, ts, client_event_id)``.
+EventRow = tuple[str, str, str, float | None, float, str | None]
+
 
 class StoreError(Exception):
     """Base class for store failures the caller can act on."""
@@ -92,6 +96,15 @@ class Store(ABC):
     def add_events(self, events: Sequence[Event]) -> list[bool]:
         """Store events durably. Returns, per event, True if it was new and False if an event
         with the same ``(user_id, client_event_id)`` was already stored (a retry)."""
+
+    @abstractmethod
+    def load_events(self, rows: Sequence[EventRow]) -> int:
+        """Bulk load (imports, the generator): store ``rows`` in one transaction by the
+        backend's fastest path (SQLite: one prepared statement over all rows; PostgreSQL:
+        ``COPY``) and return how many were new. The semantics of :meth:`add_events` hold: a
+        row whose ``(user_id, client_event_id)`` is already stored, or earlier in ``rows``, is
+        skipped; ids grow in row order. What it saves is the per-event answer and building
+        an :class:`Event` per row, which cost more than the database at import sizes."""
 
     @abstractmethod
     def iter_events(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, create_engine
+import psycopg
+from sqlalchemy import create_engine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
 
-from cinerec.store.sql import SqlStore
+from cinerec.store.base import EventRow, RefusedValueError
+from cinerec.store.sql import EVENT_COLUMNS, SqlStore
 
 
 def _driver_url(url: str) -> str:
@@ -37,3 +40,62 @@ class PostgresStore(SqlStore):
         with self.engine.begin() as conn:
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
+
+    def _existing_client_ids(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        # Two arrays, unnested side by side and joined to the unique index: one statement.
+        with _raw_cursor(conn) as cur:
+            cur.execute(
+                "SELECT e.user_id, e.client_event_id FROM events e "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(user_id, client_event_id) "
+                "ON e.user_id = k.user_id AND e.client_event_id = k.client_event_id",
+                ([u for u, _ in keys], [c for _, c in keys]),
+            )
+            return {(r[0], r[1]) for r in cur.fetchall()}
+
+    def _write_events(self, conn: Connection, rows: Sequence[EventRow]) -> None:
+        # COPY: one round trip for the whole batch, rows encoded by psycopg in C.
+        with (
+            _raw_cursor(conn) as cur,
+            cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def _load_events(self, conn: Connection, rows: Sequence[EventRow]) -> int:
+        if not any(r[5] for r in rows):
+            # Without client ids nothing can collide: straight in.
+            self._write_events(conn, rows)
+            return len(rows)
+        # COPY cannot skip conflicts: stage the rows, then one INSERT … SELECT in row order
+        # that skips retries (ON CONFLICT DO NOTHING also skips a repeat within the batch).
+        with _raw_cursor(conn) as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS events_load (seq bigint, user_id text, "
+                "movie_id text, kind text, value double precision, ts double precision, "
+                "client_event_id text) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY events_load (seq, {EVENT_COLUMNS}) FROM STDIN") as copy:
+                for seq, row in enumerate(rows):
+                    copy.write_row((seq, *row))
+            cur.execute(
+                f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM events_load "
+                "ORDER BY seq ON CONFLICT DO NOTHING"
+            )
+            return int(cur.rowcount)
+
+
+@contextmanager
+def _raw_cursor(conn: Connection) -> Iterator[psycopg.Cursor[Any]]:
+    """A psycopg cursor in ``conn``'s transaction. SQLAlchemy does not see what runs on it, so
+    a value the database refuses (a NUL character, an id too long) becomes the store's
+    :class:`RefusedValueError` here, as ``sql._refused_value`` does for Core statements."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cur:
+            yield cur
+    except psycopg.DataError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid value"
+        raise RefusedValueError(reason) from exc

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, delete, event, func, select, text, tuple_, update
+from sqlalchemy import Engine, Insert, delete, event, func, select, text, update
 from sqlalchemy.engine import Connection, ExceptionContext, Row
 from sqlalchemy.exc import DataError
 
@@ -27,9 +27,13 @@ from cinerec.domain import (
     User,
 )
 from cinerec.store import tables as t
-from cinerec.store.base import RefusedValueError, Store
+from cinerec.store.base import EventRow, RefusedValueError, Store
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: each kind's stored spelling (a dict lookup: ``Enum.value`` is a slow property)
+_KIND = {k: k.value for k in EventKind}
+#: the columns of :data:`EventRow`, in its order
+EVENT_COLUMNS = "user_id, movie_id, kind, value, ts, client_event_id"
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -59,9 +63,29 @@ class SqlStore(Store):
     def _insert(self, table: t.Table) -> Any:
         raise NotImplementedError
 
-    def _upsert(self, table: t.Table, rows: list[dict[str, Any]], keys: list[str]) -> Insert:
-        stmt = self._insert(table).values(rows)
-        cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    def _existing_client_ids(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Which ``(user_id, client_event_id)`` of ``keys`` are stored: one probe of the
+        unique index per key. (The portable ``(user_id, client_event_id) IN (…)`` made SQLite
+        scan the whole index on every batch.)"""
+        raise NotImplementedError
+
+    def _write_events(self, conn: Connection, rows: Sequence[EventRow]) -> None:
+        """Append rows known not to repeat a stored ``client_event_id``, by the driver's
+        fastest path (compiling a Core INSERT cost more than SQLite's own work)."""
+        raise NotImplementedError
+
+    def _load_events(self, conn: Connection, rows: Sequence[EventRow]) -> int:
+        """Append rows, skipping those whose ``client_event_id`` is stored (or earlier in
+        ``rows``); returns how many were stored."""
+        raise NotImplementedError
+
+    def _upsert(self, table: t.Table, keys: list[str], columns: Iterable[str]) -> Insert:
+        """An upsert of one row, run over many rows at once (``conn.execute(stmt, rows)``):
+        compiled once and cached, where a multi-row VALUES was compiled anew per chunk."""
+        stmt = self._insert(table)
+        cols = {c: stmt.excluded[c] for c in columns if c not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -120,8 +144,7 @@ class SqlStore(Store):
         # The last occurrence of an id in one call wins, as it would with sequential calls.
         rows = list({m.id: self._movie_row(m) for m in movies}.values())
         with self._write_lock, self.engine.begin() as conn:
-            for chunk in _chunks(rows, self.chunk_size):
-                conn.execute(self._upsert(t.movies, list(chunk), ["id"]))
+            conn.execute(self._upsert(t.movies, ["id"], rows[0]), rows)
         return len(rows)
 
     def get_movie(self, movie_id: str) -> Movie | None:
@@ -171,12 +194,8 @@ class SqlStore(Store):
             }.values()
         )
         with self._write_lock, self.engine.begin() as conn:
-            for chunk in _chunks(rows, self.chunk_size):
-                stmt = self._insert(t.users).values(list(chunk))
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["id"], set_={"favorite_genres": stmt.excluded.favorite_genres}
-                )
-                conn.execute(stmt)
+            # an existing user keeps its creation time
+            conn.execute(self._upsert(t.users, ["id"], ["favorite_genres"]), rows)
         return len(rows)
 
     def get_user(self, user_id: str) -> User | None:
@@ -194,17 +213,6 @@ class SqlStore(Store):
     def _to_event(r: Row[Any]) -> Event:
         return Event(r.user_id, r.movie_id, EventKind(r.kind), r.value, r.ts, r.client_event_id)
 
-    def _existing_client_ids(
-        self, conn: Connection, keys: list[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(keys, 500):
-            q = select(t.events.c.user_id, t.events.c.client_event_id).where(
-                tuple_(t.events.c.user_id, t.events.c.client_event_id).in_(list(chunk))
-            )
-            found.update((r[0], r[1]) for r in conn.execute(q))
-        return found
-
     def add_events(self, events: Sequence[Event]) -> list[bool]:
         if not events:
             return []
@@ -212,7 +220,7 @@ class SqlStore(Store):
         with self._write_lock, self.engine.begin() as conn:
             keys = [(e.user_id, e.client_event_id) for e in events if e.client_event_id]
             seen = self._existing_client_ids(conn, keys) if keys else set()
-            rows = []
+            rows: list[EventRow] = []
             for i, e in enumerate(events):
                 if e.client_event_id:
                     key = (e.user_id, e.client_event_id)
@@ -221,18 +229,17 @@ class SqlStore(Store):
                         continue
                     seen.add(key)
                 rows.append(
-                    {
-                        "user_id": e.user_id,
-                        "movie_id": e.movie_id,
-                        "kind": str(e.kind),
-                        "value": e.value,
-                        "ts": e.ts,
-                        "client_event_id": e.client_event_id,
-                    }
+                    (e.user_id, e.movie_id, _KIND[e.kind], e.value, e.ts, e.client_event_id)
                 )
-            for chunk in _chunks(rows, self.chunk_size):
-                conn.execute(t.events.insert(), list(chunk))
+            if rows:
+                self._write_events(conn, rows)
         return fresh
+
+    def load_events(self, rows: Sequence[EventRow]) -> int:
+        if not rows:
+            return 0
+        with self._write_lock, self.engine.begin() as conn:
+            return self._load_events(conn, rows)
 
     def iter_events(
         self, after_id: int = 0, batch_size: int = 50_000

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from cinerec.store.sql import SqlStore
+from cinerec.store.base import EventRow
+from cinerec.store.sql import EVENT_COLUMNS, SqlStore
+
+#: page cache of a bulk load (KiB), and SQLite's default (pages) it returns to afterwards
+BULK_CACHE_KIB = 256 * 1024
+DEFAULT_CACHE_PAGES = -2000
+_INSERT_EVENTS = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class SqliteStore(SqlStore):
@@ -63,3 +71,46 @@ class SqliteStore(SqlStore):
 
     def _insert(self, table: Any) -> Any:
         return sqlite_insert(table)
+
+    def _existing_client_ids(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        # The keys go into a connection-private temporary table, joined to the index.
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS event_keys (user_id TEXT, client_event_id TEXT)"
+        )
+        conn.exec_driver_sql("DELETE FROM event_keys")
+        conn.exec_driver_sql("INSERT INTO event_keys VALUES (?, ?)", keys)
+        found = conn.exec_driver_sql(
+            "SELECT e.user_id, e.client_event_id FROM event_keys k JOIN events e "
+            "ON e.user_id = k.user_id AND e.client_event_id = k.client_event_id"
+        )
+        return {(r[0], r[1]) for r in found}
+
+    def _write_events(self, conn: Connection, rows: Sequence[EventRow]) -> None:
+        # One prepared statement run over every row by the sqlite3 module in C.
+        with _large_cache(conn):
+            conn.exec_driver_sql(_INSERT_EVENTS, list(rows))
+
+    def _load_events(self, conn: Connection, rows: Sequence[EventRow]) -> int:
+        # The unique index on (user_id, client_event_id) skips retries, stored or in this
+        # batch (NULL ids never collide); total_changes counts what was stored.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        before = raw.total_changes
+        with _large_cache(conn):
+            conn.exec_driver_sql(_INSERT_EVENTS + " ON CONFLICT DO NOTHING", list(rows))
+        return int(raw.total_changes - before)
+
+
+@contextmanager
+def _large_cache(conn: Connection) -> Iterator[None]:
+    """A large page cache while many events are written. Each row goes into three indexes
+    at random places: with SQLite's default 2 MB cache, a batch of thousands of rows spent
+    most of its time evicting dirty index pages and reading them back. The pages are freed
+    afterwards, so the pooled connections of a server keep the default's footprint."""
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={DEFAULT_CACHE_PAGES}")

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from cinerec.api import errors
 from cinerec.api.deps import ServiceDep, require_admin
 from cinerec.api.schemas import PathId, StatusResponse
-from cinerec.jobs import Job, TrainingJobs
 from cinerec.service import NotFoundError, RecService
+from cinerec.training.jobs import Job, TrainingJobs
 
 router = APIRouter(
     prefix="/api/v1",

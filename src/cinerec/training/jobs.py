@@ -14,7 +14,8 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from cinerec.training import Trainer, TrainReport, _lowest_cpu_priority
+from cinerec.training.schedule import _lowest_cpu_priority
+from cinerec.training.trainer import Trainer, TrainReport
 
 log = logging.getLogger(__name__)
 
