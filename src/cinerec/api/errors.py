@@ -44,6 +44,12 @@ AUTH: dict[int | str, dict[str, Any]] = {
     401: _doc("no bearer token, or an invalid or expired one"),
     403: _doc("the token may not do this (another user's data, or not an admin)"),
 }
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: _doc(
+        "a dependency (database, event broker, Redis) is down: nothing was stored; retry "
+        "after Retry-After seconds"
+    )
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("the named thing does not exist")}
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: _doc("too many requests from this client: wait Retry-After seconds")

@@ -127,6 +127,10 @@ class Store(ABC):
     def iter_rec_log(self) -> Iterator[RecLogEntry]: ...
 
     @abstractmethod
+    def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
+        """Every list logged for one user, oldest first (restores a lost shown set)."""
+
+    @abstractmethod
     def add_feedback(self, feedback: Feedback) -> None: ...
 
     @abstractmethod

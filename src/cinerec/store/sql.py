@@ -325,6 +325,11 @@ class SqlStore(Store):
             for r in conn.execution_options(yield_per=10_000).execute(q):
                 yield self._to_log(r)
 
+    def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
+        q = select(t.rec_log).where(t.rec_log.c.user_id == user_id).order_by(t.rec_log.c.id)
+        with self.engine.connect() as conn:
+            return [self._to_log(r) for r in conn.execute(q)]
+
     def add_feedback(self, feedback: Feedback) -> None:
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(

@@ -1,0 +1,191 @@
+"""The background work of the topology's roles (``docs/deployment.md``).
+
+- :class:`Follower` keeps an API replica's engine in step with the database: it reads the
+  events the worker stored (by id), reloads the catalogue or everything when another process
+  says so (versions in Redis), and picks up the models the worker promoted. The replica's
+  engine serves the filtered lists and the fallback candidates; the default list comes from
+  the plans in Redis.
+- :class:`Worker` stores what the bus delivers (once each), makes the plans of the users who
+  acted and writes them to Redis, follows the recommendation log (so plans leave out what was
+  shown), and trains on the schedule.
+
+Both loops survive their dependencies' outages: a step that fails is logged and tried again,
+so the process recovers by itself when the dependency returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from cinerec.domain import Event
+from cinerec.service import EventsResult, RecService
+from cinerec.store import RefusedValueError
+
+log = logging.getLogger(__name__)
+
+#: how often a follower reads new events and versions
+FOLLOW_INTERVAL_S = 0.2
+#: how often an API replica looks for newly promoted models
+MODEL_CHECK_S = 5.0
+#: movies in a user's plan in Redis: ten lists' worth (the API asks for more when it runs dry)
+PLAN_DEPTH = 100
+#: the shared plan of users with no history is remade this often (popularity moves on)
+SHARED_PLAN_S = 60.0
+#: how far back the worker re-reads the recommendation log: a list is stamped when served and
+#: committed a moment later, so entries may arrive out of stamp order
+REC_LOG_LAG_S = 10.0
+#: plans remade per step after a model swap (the rest wait for the next steps)
+REPLAN_PER_STEP = 50
+
+
+class _Versions:
+    """Reacts to the catalogue and wipe versions other processes bump in Redis."""
+
+    def __init__(self, svc: RecService) -> None:
+        self.svc = svc
+        self.catalog, self.wipe = svc.shared.versions() if svc.shared else (0, 0)
+
+    def changed(self) -> tuple[bool, bool]:
+        """(catalogue changed, everything wiped) since the last call."""
+        if self.svc.shared is None:
+            return False, False
+        cat, wipe = self.svc.shared.versions()
+        out = (cat != self.catalog, wipe != self.wipe)
+        self.catalog, self.wipe = cat, wipe
+        return out
+
+
+class Follower:
+    """An API replica's engine follows the database (see the module's docstring)."""
+
+    def __init__(self, svc: RecService) -> None:
+        self.svc = svc
+        self.versions = _Versions(svc)
+        self.last_id = svc.store.last_event_id()
+        self.models_checked = time.monotonic()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="follower", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def step(self) -> None:
+        svc = self.svc
+        catalog, wiped = self.versions.changed()
+        if wiped:
+            svc.load()
+            self.last_id = svc.store.last_event_id()
+            return
+        if catalog:
+            svc.engine.upsert_movies(list(svc.store.iter_movies()))
+        batch: list[Event] = []
+        for event_id, e in svc.store.iter_events(after_id=self.last_id):
+            batch.append(e)
+            self.last_id = event_id
+        if batch:
+            svc.engine.apply_events(batch)
+        if time.monotonic() - self.models_checked > MODEL_CHECK_S:
+            self.models_checked = time.monotonic()
+            svc.trainer.load_serving()
+
+    def _run(self) -> None:
+        while not self.stop.wait(FOLLOW_INTERVAL_S):
+            try:
+                self.step()
+            except Exception as exc:  # an outage: the next step tries again
+                log.warning("could not follow the database: %s", exc)
+
+
+class Worker:
+    """Stores the bus's events and keeps the plans in Redis (see the module's docstring)."""
+
+    def __init__(self, svc: RecService) -> None:
+        self.svc = svc
+        self.versions = _Versions(svc)
+        self.version = svc.engine.version
+        self.shared_plan_at = 0.0
+        self.stale: list[str] = []
+        self.log_since = time.time() - REC_LOG_LAG_S
+        self.log_seen: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    # -- the bus's handler (the consumer's thread) -----------------------------------------
+    def handle(self, events: list[Event]) -> EventsResult:
+        """Store a message's events (a redelivery is stored once: ids from the message id),
+        then make the plans of the users who acted. Raising sends the message back."""
+        svc = self.svc
+        try:
+            result = svc.record_events(events, plan=False)
+        except RefusedValueError:
+            # One value the database refuses must not block the queue: store the others.
+            result = EventsResult(0, 0)
+            for e in events:
+                try:
+                    one = svc.record_events([e], plan=False)
+                except RefusedValueError as exc:
+                    log.error("dropping an event the database refuses (%s): %r", exc, e)
+                    continue
+                result.accepted += one.accepted
+                result.duplicates += one.duplicates
+        users: dict[str, list[str]] = {}
+        for e in events:
+            users.setdefault(e.user_id, []).append(e.movie_id)
+        if svc.shared is not None:
+            for user, movies in users.items():
+                svc.shared.mark_seen(user, movies)
+            self.publish(users)
+            svc.shared.count("events", result.accepted)
+        return result
+
+    def publish(self, users: Iterable[str | None]) -> None:
+        """Write these users' plans (None: the shared plan) to Redis: what the API serves."""
+        svc = self.svc
+        assert svc.shared is not None
+        for user in users:
+            items = svc.engine.recommend(user or "", PLAN_DEPTH, mark_shown=False)
+            svc.shared.put_plan(user, items)
+
+    # -- the ticker (its own thread) -------------------------------------------------------
+    def step(self) -> None:
+        svc = self.svc
+        shared = svc.shared
+        assert shared is not None
+        catalog, wiped = self.versions.changed()
+        if wiped:
+            svc.load()
+            svc.trainer.forget()
+        elif catalog:
+            svc.engine.upsert_movies(list(svc.store.iter_movies()))
+        self._follow_rec_log()
+        if svc.engine.version != self.version:  # new models or catalogue: every plan is stale
+            self.version = svc.engine.version
+            self.stale = [u.id for u in list(svc.engine.users.values()) if u.interactions]
+            self.shared_plan_at = 0.0
+        if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or catalog or wiped:
+            self.publish([None])
+            self.shared_plan_at = time.monotonic()
+        todo = shared.take_replans() + self.stale[:REPLAN_PER_STEP]
+        del self.stale[:REPLAN_PER_STEP]
+        self.publish(dict.fromkeys(todo))
+
+    def _follow_rec_log(self) -> None:
+        """What the API replicas served joins the users' shown sets here too, so new plans
+        leave it out."""
+        now = time.time()
+        for entry in self.svc.store.iter_rec_log_since(self.log_since):
+            if entry.session_id in self.log_seen:
+                continue
+            self.log_seen[entry.session_id] = entry.ts
+            self.svc.engine.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
+        self.log_since = now - REC_LOG_LAG_S
+        self.log_seen = {s: ts for s, ts in self.log_seen.items() if ts >= self.log_since}
+
+    def run_ticker(self) -> None:
+        while not self.stop.wait(FOLLOW_INTERVAL_S):
+            try:
+                self.step()
+            except Exception as exc:  # an outage: the next step tries again
+                log.warning("worker step failed: %s", exc)
