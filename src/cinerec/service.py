@@ -545,11 +545,13 @@ class RecService:
                 self.shared.ask_replan(user_id)
             items = got.items
             if len(items) < k:
+                # This replica's engine does not know what other replicas showed: leave out
+                # everything in the shared shown set.
                 extra = self.engine.recommend(
                     user_id,
-                    min(3 * k + len(exclude), 1000),
+                    k - len(items),
                     source=source,
-                    exclude=exclude,
+                    exclude=[*exclude, *self.shared.shown(user_id)],
                     genres=genres,
                     explore=explore,
                     mark_shown=False,
@@ -563,6 +565,22 @@ class RecService:
                 "without re-showing; retry shortly"
             ) from exc
         return items
+
+    def _release_unlogged(
+        self, user_id: str, items: list[Recommended]
+    ) -> Callable[[Future[None]], None]:
+        """A list that could not be logged is answered 503: its movies go back to the user
+        (they were claimed in the shared shown set, but nobody received them)."""
+
+        def release(fut: Future[None]) -> None:
+            if fut.exception() is None or self.shared is None:
+                return
+            try:
+                self.shared.release(user_id, [i.movie_id for i in items])
+            except redis.RedisError:
+                log.warning("could not give back the movies of an unlogged list of %r", user_id)
+
+        return release
 
     def _restore_shown(self, user_id: str) -> None:
         """Refill a user's shown set in Redis from the database: every logged list and every
@@ -601,6 +619,8 @@ class RecService:
                     main,
                 )
             )
+        if logged is not None and self.shared is not None:
+            logged.add_done_callback(self._release_unlogged(user_id, items))
         result = RecResult(user_id, session_id, items, main, logged=logged)
         for listener in self.rec_listeners:
             listener(result, time.perf_counter() - t0, source)

@@ -139,6 +139,19 @@ class SharedState:
         pipe.expire(key, IDLE_TTL_S)
         pipe.execute()
 
+    def shown(self, user_id: str) -> set[str]:
+        """Every movie in the user's shown set (a plan ran dry: the replica's engine is asked
+        for candidates outside it)."""
+        got = cast(set[str], self.client.smembers(PREFIX + "shown:" + user_id))
+        got.discard(RESTORED)
+        return got
+
+    def release(self, user_id: str, movies: Sequence[str]) -> None:
+        """Give back movies claimed for a list the client never received (it could not be
+        logged: the answer was 503), so they are not lost to the user."""
+        if movies:
+            self.client.srem(PREFIX + "shown:" + user_id, *movies)
+
     def mark_seen(self, user_id: str, movies: Iterable[str]) -> None:
         """Movies the user acted on never come back (a set without the marker is restored
         from the database first, so adding to it early loses nothing)."""
