@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cinerec.store.base import RefusedValueError, Store, StoreError
+from cinerec.store.base import RefusedValueError, Store, StoreError, StoreUnavailableError
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
@@ -23,4 +23,4 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     return store
 
 
-__all__ = ["RefusedValueError", "Store", "StoreError", "open_store"]
+__all__ = ["RefusedValueError", "Store", "StoreError", "StoreUnavailableError", "open_store"]

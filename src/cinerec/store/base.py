@@ -30,6 +30,11 @@ class RefusedValueError(StoreError, ValueError):
     column, a number out of range): the caller's input, not a server fault."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (down, a broken connection, SQLite locked too
+    long): nothing was written; the caller answers "retry later", not a server fault."""
+
+
 class Store(ABC):
     """Durable state: catalogue, users, events, recommendation log, feedback.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Insert, delete, event, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, ExceptionContext, Row
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from cinerec.domain import (
     Account,
@@ -26,7 +26,7 @@ from cinerec.domain import (
     User,
 )
 from cinerec.store import tables as t
-from cinerec.store.base import RefusedValueError, Store
+from cinerec.store.base import RefusedValueError, Store, StoreUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -461,9 +461,15 @@ class SqlStore(Store):
 
 
 def _refused_value(ctx: ExceptionContext) -> None:
-    """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, so that
-    callers (the API's error handlers) never import SQLAlchemy."""
+    """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, and a
+    database that cannot be reached its :class:`StoreUnavailableError`, so that callers (the
+    API's error handlers) never import SQLAlchemy."""
     if isinstance(ctx.sqlalchemy_exception, DataError):
         orig = ctx.original_exception
         reason = str(orig).strip().splitlines()[0] if str(orig).strip() else "invalid value"
         raise RefusedValueError(reason) from orig
+    # A pre-ping's failure is the pool's own business: it reconnects.
+    if not ctx.is_pre_ping and isinstance(
+        ctx.sqlalchemy_exception, (OperationalError, InterfaceError)
+    ):
+        raise StoreUnavailableError("the database does not answer") from ctx.original_exception
