@@ -323,8 +323,9 @@ class RecService:
         self._tell("wipe")
 
     def _tell(self, what: str) -> None:
-        """Tell the other processes of the topology that the catalogue changed or everything
-        was wiped (they reload from the database). Best effort: they also reload on restart."""
+        """Tell the other processes of the topology that ``what`` changed (the catalogue, the
+        users, or everything was wiped): they reload it from the database. Best effort: they
+        also reload on restart."""
         if self.shared is None:
             return
         try:
@@ -415,6 +416,7 @@ class RecService:
         n = self.store.upsert_users(users)
         for u in users:
             self.engine.set_favorite_genres(u.id, u.favorite_genres)
+        self._tell("users")
         return n
 
     def get_user(self, user_id: str) -> User | None:
@@ -427,6 +429,7 @@ class RecService:
         created = existing.created_at if existing else time.time()
         self.store.upsert_users([User(user_id, clean, created)])
         self.engine.set_favorite_genres(user_id, clean)
+        self._tell("users")
         return clean
 
     @staticmethod

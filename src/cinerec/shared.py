@@ -14,8 +14,9 @@ process).
 Redis keeps nothing on disk here: the durable truth is the database's recommendation log.
 A shown set carries a marker member once it has been filled from that log; when Redis lost
 it (a restart, an eviction) the claim answers "restore" and the replica refills it from the
-database before serving. The ``sync:`` keys (outside the cache's prefix, so ``/cleanup``
-keeps counting) tell every process that the catalogue changed or everything was wiped.
+database before serving. The ``cinerec-sync:`` keys (outside the cache's prefix, so
+``/cleanup`` keeps counting) tell every process that the catalogue or the users' favourite
+genres changed, or that everything was wiped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ PREFIX = "cinerec:"
 SYNC_PREFIX = "cinerec-sync:"
 #: the member that says "this shown set was filled from the database"
 RESTORED = "\x00restored"
+#: what other processes reload when it changes: the catalogue (movies added or hidden), the
+#: users (favourite genres), everything (a wipe)
+TOPICS = ("catalog", "users", "wipe")
 #: separates a plan item's source from its movie id (ids may hold anything else printable)
 SEP = "\x1f"
 #: a user idle this long loses their plan and shown set from Redis (the log restores the set)
@@ -179,16 +183,13 @@ class SharedState:
         return {k: int(v) for k, v in raw.items()}
 
     def bump(self, what: str) -> None:
-        """Tell every process that ``what`` (``catalog`` or ``wipe``) changed."""
+        """Tell every process that ``what`` (one of :data:`TOPICS`) changed."""
         self.client.incr(SYNC_PREFIX + what)
 
-    def versions(self) -> tuple[int, int]:
-        """(catalogue version, wipe version): a process that sees one move reloads."""
-        got = cast(
-            list[str | None], self.client.mget(SYNC_PREFIX + "catalog", SYNC_PREFIX + "wipe")
-        )
-        cat, wipe = got
-        return int(cat or 0), int(wipe or 0)
+    def versions(self) -> dict[str, int]:
+        """The version of each topic: a process that sees one move reloads that part."""
+        got = cast(list[str | None], self.client.mget([SYNC_PREFIX + t for t in TOPICS]))
+        return {t: int(v or 0) for t, v in zip(TOPICS, got, strict=True)}
 
     def ping(self) -> None:
         self.client.ping()

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: how often a follower reads new events and versions
 FOLLOW_INTERVAL_S = 0.2
+#: event ids a follower reads again behind the newest (see :meth:`Follower.step`)
+TAIL_WINDOW = 256
 #: how often an API replica looks for newly promoted models
 MODEL_CHECK_S = 5.0
 #: movies in a user's plan in Redis: ten lists' worth (the API asks for more when it runs dry)
@@ -42,20 +44,32 @@ REPLAN_PER_STEP = 50
 
 
 class _Versions:
-    """Reacts to the catalogue and wipe versions other processes bump in Redis."""
+    """Follows the versions other processes bump in Redis (:data:`cinerec.shared.TOPICS`)."""
 
     def __init__(self, svc: RecService) -> None:
         self.svc = svc
-        self.catalog, self.wipe = svc.shared.versions() if svc.shared else (0, 0)
+        self.seen = svc.shared.versions() if svc.shared else {}
 
-    def changed(self) -> tuple[bool, bool]:
-        """(catalogue changed, everything wiped) since the last call."""
+    def changed(self) -> set[str]:
+        """The topics that moved since the last call."""
         if self.svc.shared is None:
-            return False, False
-        cat, wipe = self.svc.shared.versions()
-        out = (cat != self.catalog, wipe != self.wipe)
-        self.catalog, self.wipe = cat, wipe
+            return set()
+        now = self.svc.shared.versions()
+        out = {t for t, v in now.items() if self.seen.get(t) != v}
+        self.seen = now
         return out
+
+
+def reload(svc: RecService, changed: set[str]) -> None:
+    """Reload from the database what another process changed (a wipe: everything)."""
+    if "wipe" in changed:
+        svc.load()
+        return
+    if "catalog" in changed:
+        svc.engine.upsert_movies(list(svc.store.iter_movies()))
+    if "users" in changed:
+        for u in svc.store.iter_users():
+            svc.engine.set_favorite_genres(u.id, u.favorite_genres)
 
 
 class Follower:
@@ -64,29 +78,42 @@ class Follower:
     def __init__(self, svc: RecService) -> None:
         self.svc = svc
         self.versions = _Versions(svc)
-        self.last_id = svc.store.last_event_id()
         self.models_checked = time.monotonic()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="follower", daemon=True)
+        self._mark()
+
+    def _mark(self) -> None:
+        """Everything up to now is in the engine (just loaded)."""
+        self.last_id = self.svc.store.last_event_id()
+        self.applied = {i for i, _ in self.svc.store.iter_events(after_id=self._floor())}
+
+    def _floor(self) -> int:
+        return max(self.last_id - TAIL_WINDOW, 0)
 
     def start(self) -> None:
         self.thread.start()
 
     def step(self) -> None:
         svc = self.svc
-        catalog, wiped = self.versions.changed()
-        if wiped:
-            svc.load()
-            self.last_id = svc.store.last_event_id()
+        changed = self.versions.changed()
+        reload(svc, changed)
+        if "wipe" in changed:
+            self._mark()
             return
-        if catalog:
-            svc.engine.upsert_movies(list(svc.store.iter_movies()))
+        # Several workers commit out of id order: ids a little below the newest may still
+        # arrive, so the last TAIL_WINDOW ids are read again and what was applied skipped.
         batch: list[Event] = []
-        for event_id, e in svc.store.iter_events(after_id=self.last_id):
+        for event_id, e in svc.store.iter_events(after_id=self._floor()):
+            if event_id in self.applied:
+                continue
+            self.applied.add(event_id)
             batch.append(e)
-            self.last_id = event_id
+            self.last_id = max(self.last_id, event_id)
         if batch:
             svc.engine.apply_events(batch)
+        floor = self._floor()
+        self.applied = {i for i in self.applied if i > floor}
         if time.monotonic() - self.models_checked > MODEL_CHECK_S:
             self.models_checked = time.monotonic()
             svc.trainer.load_serving()
@@ -153,18 +180,16 @@ class Worker:
         svc = self.svc
         shared = svc.shared
         assert shared is not None
-        catalog, wiped = self.versions.changed()
-        if wiped:
-            svc.load()
+        changed = self.versions.changed()
+        reload(svc, changed)
+        if "wipe" in changed:
             svc.trainer.forget()
-        elif catalog:
-            svc.engine.upsert_movies(list(svc.store.iter_movies()))
         self._follow_rec_log()
         if svc.engine.version != self.version:  # new models or catalogue: every plan is stale
             self.version = svc.engine.version
             self.stale = [u.id for u in list(svc.engine.users.values()) if u.interactions]
             self.shared_plan_at = 0.0
-        if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or catalog or wiped:
+        if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or changed:
             self.publish([None])
             self.shared_plan_at = time.monotonic()
         todo = shared.take_replans() + self.stale[:REPLAN_PER_STEP]

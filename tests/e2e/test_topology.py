@@ -305,8 +305,19 @@ def test_contract_a_through_both_replicas_never_reshows_and_stores_every_like(
     assert load.count("recs", 200) == USERS * 12, load.statuses
     assert load.count("interact", 200) == USERS * 12, load.statuses
     load.check()
-    # A like shows in the next plans: the worker stored it and the users' lists moved on to
-    # personal candidates (the shared counters count both sides).
+    # Both replicas' engines follow what the worker stored (filtered lists, fallbacks).
+    store = open_store(POSTGRES_URL)
+    stored = store.count_events()
+    store.close()
+    for api in ("api1", "api2"):
+        deadline = time.monotonic() + 10
+        while True:
+            health = httpx.get(f"{topo.url(api)}/api/v1/health", headers=ADMIN).json()
+            if health["events"] == stored:
+                break
+            assert time.monotonic() < deadline, f"{api} follows {health['events']} of {stored}"
+            time.sleep(0.2)
+    # The counters every role shares: events the worker stored, lists the replicas served.
     import redis
 
     counters = redis.Redis.from_url(REDIS_URL, decode_responses=True).hgetall("cinerec:counters")
