@@ -240,7 +240,10 @@ class RecService:
         self.role = role
         self.store = store or open_store(settings.database_url)
         self.cache = cache or open_cache(settings.cache_url)
-        self.bus = open_bus(settings.broker_url, settings.broker_queue)
+        # ``serve`` is every role in one process: its events never leave it.
+        self.bus = open_bus(
+            "memory://" if role == "serve" else settings.broker_url, settings.broker_queue
+        )
         if isinstance(self.bus, LocalBus):
             self.bus.consume(self.record_events, threading.Event())
         #: the serving state API replicas share (Redis), for the roles of the topology
@@ -559,8 +562,9 @@ class RecService:
                     explore=explore,
                     mark_shown=False,
                 )
-                items += self.shared.claim(user_id, k - len(items), plans=False, extra=extra).items
-            self.shared.count("lists")
+                items += self.shared.claim(
+                    user_id, k - len(items), plans=False, extra=extra, count=False
+                ).items
         except redis.RedisError as exc:
             log.warning("the shared serving state does not answer: %s", exc)
             raise UnavailableError(

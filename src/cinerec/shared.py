@@ -39,7 +39,8 @@ SEP = "\x1f"
 #: a user idle this long loses their plan and shown set from Redis (the log restores the set)
 IDLE_TTL_S = 7 * 86_400
 
-# KEYS: shown set, user plan, shared plan; ARGV: k, use plans (1/0), ttl, extra items...
+# KEYS: shown set, user plan, shared plan, counters; ARGV: k, use plans (1/0), ttl, marker,
+# separator, count the list (1/0), extra items...
 # Returns {restore flag, plan dry flag, items...}.
 CLAIM = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[4]) == 0 then return {1, 0} end
@@ -63,8 +64,9 @@ if ARGV[2] == '1' then
     walk(redis.call('LRANGE', KEYS[3], 0, -1), 1)
   end
 end
-walk(ARGV, 6)
+walk(ARGV, 7)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[4], 'lists', 1) end
 local res = {0, dry}
 for i = 1, #out do res[#res + 1] = out[i] end
 return res
@@ -116,16 +118,27 @@ class SharedState:
         *,
         plans: bool = True,
         extra: Sequence[Recommended] = (),
+        count: bool = True,
     ) -> Claim:
         """Up to ``k`` movies never shown to this user, from the user's plan, then the shared
-        plan (with ``plans``), then ``extra``; they join the shown set in the same step."""
+        plan (with ``plans``), then ``extra``; they join the shown set in the same step (and
+        the shared count of lists moves, unless ``count`` is off: a list topped up)."""
         res: list[Any] = self._claim(
             keys=[
                 PREFIX + "shown:" + user_id,
                 PREFIX + "plan:" + user_id,
                 PREFIX + "plan:",
+                PREFIX + "counters",
             ],
-            args=[k, "1" if plans else "0", IDLE_TTL_S, RESTORED, SEP, *map(_item, extra)],
+            args=[
+                k,
+                "1" if plans else "0",
+                IDLE_TTL_S,
+                RESTORED,
+                SEP,
+                "1" if count else "0",
+                *map(_item, extra),
+            ],
         )
         if int(res[0]):
             return Claim(restore=True)

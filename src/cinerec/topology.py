@@ -6,8 +6,8 @@
   engine serves the filtered lists and the fallback candidates; the default list comes from
   the plans in Redis.
 - :class:`Worker` stores what the bus delivers (once each), makes the plans of the users who
-  acted and writes them to Redis, follows the recommendation log (so plans leave out what was
-  shown), and trains on the schedule.
+  acted (leaving out their shown sets in Redis) and writes them to Redis, and trains on the
+  schedule.
 
 Both loops survive their dependencies' outages: a step that fails is logged and tried again,
 so the process recovers by itself when the dependency returns.
@@ -36,11 +36,11 @@ MODEL_CHECK_S = 5.0
 PLAN_DEPTH = 100
 #: the shared plan of users with no history is remade this often (popularity moves on)
 SHARED_PLAN_S = 60.0
-#: how far back the worker re-reads the recommendation log: a list is stamped when served and
-#: committed a moment later, so entries may arrive out of stamp order
-REC_LOG_LAG_S = 10.0
-#: plans remade per step after a model swap (the rest wait for the next steps)
+#: plans remade per step of the ticker (the rest wait for the next steps)
 REPLAN_PER_STEP = 50
+#: a message with events of at most this many users has their plans made before its ack; a
+#: larger one (an import) leaves them to the ticker, so the consumer keeps up its heartbeats
+PLAN_ON_MESSAGE = 16
 
 
 class _Versions:
@@ -134,9 +134,9 @@ class Worker:
         self.versions = _Versions(svc)
         self.version = svc.engine.version
         self.shared_plan_at = 0.0
-        self.stale: list[str] = []
-        self.log_since = time.time() - REC_LOG_LAG_S
-        self.log_seen: dict[str, float] = {}
+        #: users whose plans the ticker makes (a model swap, a large message), in order
+        self.todo: dict[str, None] = {}
+        self._todo_lock = threading.Lock()
         self.stop = threading.Event()
 
     # -- the bus's handler (the consumer's thread) -----------------------------------------
@@ -163,17 +163,27 @@ class Worker:
         if svc.shared is not None:
             for user, movies in users.items():
                 svc.shared.mark_seen(user, movies)
-            self.publish(users)
+            if len(users) <= PLAN_ON_MESSAGE:
+                self.publish(users)
+            else:
+                self._later(users)
             svc.shared.count("events", result.accepted)
         return result
 
+    def _later(self, users: Iterable[str]) -> None:
+        with self._todo_lock:
+            self.todo.update(dict.fromkeys(users))
+
     def publish(self, users: Iterable[str | None]) -> None:
-        """Write these users' plans (None: the shared plan) to Redis: what the API serves."""
+        """Write these users' plans (None: the shared plan) to Redis: what the API serves.
+        A plan leaves out the user's shown set (the replicas keep it in Redis)."""
         svc = self.svc
-        assert svc.shared is not None
+        shared = svc.shared
+        assert shared is not None
         for user in users:
-            items = svc.engine.recommend(user or "", PLAN_DEPTH, mark_shown=False)
-            svc.shared.put_plan(user, items)
+            shown = list(shared.shown(user)) if user else []
+            items = svc.engine.recommend(user or "", PLAN_DEPTH, exclude=shown, mark_shown=False)
+            shared.put_plan(user, items)
 
     # -- the ticker (its own thread) -------------------------------------------------------
     def step(self) -> None:
@@ -184,29 +194,22 @@ class Worker:
         reload(svc, changed)
         if "wipe" in changed:
             svc.trainer.forget()
-        self._follow_rec_log()
         if svc.engine.version != self.version:  # new models or catalogue: every plan is stale
             self.version = svc.engine.version
-            self.stale = [u.id for u in list(svc.engine.users.values()) if u.interactions]
+            self._later(u.id for u in list(svc.engine.users.values()) if u.interactions)
             self.shared_plan_at = 0.0
         if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or changed:
             self.publish([None])
             self.shared_plan_at = time.monotonic()
-        todo = shared.take_replans() + self.stale[:REPLAN_PER_STEP]
-        del self.stale[:REPLAN_PER_STEP]
-        self.publish(dict.fromkeys(todo))
-
-    def _follow_rec_log(self) -> None:
-        """What the API replicas served joins the users' shown sets here too, so new plans
-        leave it out."""
-        now = time.time()
-        for entry in self.svc.store.iter_rec_log_since(self.log_since):
-            if entry.session_id in self.log_seen:
-                continue
-            self.log_seen[entry.session_id] = entry.ts
-            self.svc.engine.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
-        self.log_since = now - REC_LOG_LAG_S
-        self.log_seen = {s: ts for s, ts in self.log_seen.items() if ts >= self.log_since}
+        # Dry plans first (a replica is serving that user now), then the backlog.
+        dry = shared.take_replans()
+        with self._todo_lock:
+            for user in dry:
+                self.todo.pop(user, None)
+            batch = list(self.todo)[: max(REPLAN_PER_STEP - len(dry), 0)]
+            for user in batch:
+                del self.todo[user]
+        self.publish(dict.fromkeys([*dry, *batch]))
 
     def run_ticker(self) -> None:
         while not self.stop.wait(FOLLOW_INTERVAL_S):
