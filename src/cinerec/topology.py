@@ -181,9 +181,15 @@ class Worker:
         shared = svc.shared
         assert shared is not None
         for user in users:
+            if user is not None and not self._has_history(user):
+                continue  # served from the shared plan until they act
             shown = list(shared.shown(user)) if user else []
             items = svc.engine.recommend(user or "", PLAN_DEPTH, exclude=shown, mark_shown=False)
             shared.put_plan(user, items)
+
+    def _has_history(self, user: str) -> bool:
+        state = self.svc.engine.user(user, create=False)
+        return state is not None and bool(state.interactions or state.favorite_genres)
 
     # -- the ticker (its own thread) -------------------------------------------------------
     def step(self) -> None:
