@@ -337,7 +337,8 @@ class RecService:
             log.warning("could not tell the other processes about the %s", what, exc_info=True)
 
     def _checks(self) -> dict[str, dict[str, Any]]:
-        """Ping each dependency (database, cache): status and latency, or what failed."""
+        """Ping each dependency (database, cache, and the broker when events travel over
+        one): status and latency, or what failed."""
         checks: dict[str, dict[str, Any]] = {}
         probes = [("database", self.store.ping), ("cache", self.cache.ping)]
         if not isinstance(self.bus, LocalBus):
