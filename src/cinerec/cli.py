@@ -79,8 +79,6 @@ def serve(
     database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
 ) -> None:
     """Run the service (API, collector, in-process cache) in one process."""
-    import uvicorn
-
     from cinerec.api.main import build_service, create_app, create_collector_app
 
     overrides: dict[str, object] = {}
@@ -119,13 +117,27 @@ def serve(
 
         Scheduler(svc.trainer).start()
     main_app = create_app(svc, owns_service=True)
-    token_path = main_app.state.auth.admin_token_path
+    apps = [(main_app, port)]
+    if collector_port is not None:
+        apps.append((create_collector_app(svc), collector_port))
+    typer.echo(
+        f"serving http://{host}:{port} (docs at /docs)"
+        + (f", collector http://{host}:{collector_port}/interact" if collector_port else "")
+    )
+    _run_servers(host, apps)
+
+
+def _run_servers(host: str, apps: list[tuple[Any, int]]) -> None:
+    """Serve each (app, port) with uvicorn in this process until stopped."""
+    import uvicorn
+
+    token_path = apps[0][0].state.auth.admin_token_path
     if token_path is not None:
         typer.echo(f"admin token: in {token_path.resolve()} (owner-only; CINEREC_ADMIN_TOKEN)")
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                main_app,
+                app,
                 host=host,
                 port=port,
                 log_level="warning",
@@ -133,29 +145,70 @@ def serve(
                 timeout_keep_alive=KEEP_ALIVE_S,
             )
         )
+        for app, port in apps
     ]
-    if collector_port is not None:
-        servers.append(
-            uvicorn.Server(
-                uvicorn.Config(
-                    create_collector_app(svc),
-                    host=host,
-                    port=collector_port,
-                    log_level="warning",
-                    access_log=False,
-                    timeout_keep_alive=KEEP_ALIVE_S,
-                )
-            )
-        )
-    typer.echo(
-        f"serving http://{host}:{port} (docs at /docs)"
-        + (f", collector http://{host}:{collector_port}/interact" if collector_port else "")
-    )
 
     async def run_all() -> None:
         await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(run_all())
+
+
+def _role_settings(host: str, database_url: str | None) -> Settings:
+    """Settings of a role of the topology, with the same warnings as ``serve``."""
+    settings = _settings(database_url)
+    _logging(settings.log_level)
+    if not settings.auth:
+        logging.getLogger("cinerec").warning(NO_AUTH_WARNING)
+    if settings.contract_a and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("cinerec").warning(
+            "contract A is on and bound to %s: its open endpoints (/cleanup wipes everything) "
+            "are reachable by anyone who reaches it (CINEREC_CONTRACT_A=off for production)",
+            host,
+        )
+    return settings
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: int = 5001,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """The API role of the topology: serves lists (from the plans the worker keeps in Redis
+    when CINEREC_CACHE_URL is redis://), the catalogue and contract B; run several replicas.
+    Events sent here go through the bus like the collector's (docs/deployment.md)."""
+    from cinerec.api.main import create_app
+    from cinerec.service import RecService
+    from cinerec.topology import Follower
+
+    settings = _role_settings(host, database_url)
+    svc = RecService(settings, role="api")
+    svc.load()
+    Follower(svc).start()
+    typer.echo(f"cinerec api: {svc.engine.stats()} on {settings.database_url}")
+    typer.echo(f"serving http://{host}:{port} (docs at /docs)")
+    _run_servers(host, [(create_app(svc, owns_service=True), port)])
+
+
+@app.command()
+def collector(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: int = 5000,
+    database_url: Annotated[str | None, typer.Option(envvar="CINEREC_DATABASE_URL")] = None,
+) -> None:
+    """The collector role of the topology: /interact and /api/v1/events[/batch] publish to
+    the bus (CINEREC_BROKER_URL=amqp://…) and answer 200 once the broker confirmed; it keeps
+    no serving state."""
+    from cinerec.api.main import create_collector_app
+    from cinerec.service import RecService
+
+    settings = _role_settings(host, database_url)
+    svc = RecService(settings, role="collector")
+    svc.loaded = True  # nothing to load: it only forwards events
+    typer.echo(f"cinerec collector: events to {settings.broker_url.split('@')[-1]}")
+    typer.echo(f"serving http://{host}:{port}")
+    _run_servers(host, [(create_collector_app(svc, owns_service=True), port)])
 
 
 @app.command()
@@ -232,12 +285,12 @@ def recommend(
     svc.close()
 
 
-def _loaded_service(database_url: str | None) -> RecService:
+def _loaded_service(database_url: str | None, role: str = "serve") -> RecService:
     from cinerec.service import RecService
 
     settings = _settings(database_url)
     _logging(settings.log_level)
-    svc = RecService(settings)
+    svc = RecService(settings, role=role)
     svc.load(progress=True)
     return svc
 
@@ -267,10 +320,13 @@ def worker(
     ] = None,
     metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Train on the schedule as a separate process (servers pick new models up)."""
+    """The worker role: stores the events the bus delivers (CINEREC_BROKER_URL=amqp://…),
+    keeps the users' plans in Redis and trains on the schedule. Without a broker it only
+    trains on the schedule, reading new events from the database (servers pick new models
+    up)."""
     import time
 
-    svc = _loaded_service(database_url)
+    svc = _loaded_service(database_url, role="worker")
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -278,6 +334,9 @@ def worker(
 
         start_http_server(metrics_port, metrics_host, registry=worker_metrics(svc).registry)
         typer.echo(f"worker: metrics at http://{metrics_host}:{metrics_port}/metrics")
+    if not svc.settings.broker_url.startswith("memory"):
+        _consume(svc)
+        return
     last_id = svc.store.last_event_id()
     typer.echo("worker: training on schedule; Ctrl-C to stop")
     n = 0
@@ -293,6 +352,26 @@ def worker(
             rep = svc.trainer.train(mode)
             typer.echo(f"{mode}: {[(r.version, r.status) for r in rep.trained]}")
         time.sleep(tick)
+
+
+def _consume(svc: RecService) -> None:
+    """The worker of the topology: consume the bus until stopped, keep plans, train."""
+    import threading
+
+    from cinerec.topology import Worker
+    from cinerec.training import Scheduler
+
+    work = Worker(svc)
+    if svc.shared is not None:
+        threading.Thread(target=work.run_ticker, name="worker-ticker", daemon=True).start()
+    if svc.settings.scheduler:
+        Scheduler(svc.trainer).start()
+    typer.echo(f"worker: consuming {svc.settings.broker_queue}; Ctrl-C to stop")
+    try:
+        svc.bus.consume(work.handle, work.stop)
+    except KeyboardInterrupt:
+        work.stop.set()
+    svc.close()
 
 
 @app.command()

@@ -47,7 +47,17 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DEFAULT_DATA_DIR / 'cinerec.db'}",
         description="sqlite:///path or postgresql://user@host:port/db",
     )
-    cache_url: str = Field(default="memory://", description="memory:// or redis://host:port/db")
+    cache_url: str = Field(
+        default="memory://",
+        description="memory:// or redis://host:port/db; the API role keeps the serving state "
+        "that replicas share (plans, shown sets, counters) there",
+    )
+    broker_url: str = Field(
+        default="memory://",
+        description="memory:// (events stored in process) or amqp://user:pass@host:port/vhost "
+        "(the collector publishes events to RabbitMQ, the worker stores them)",
+    )
+    broker_queue: str = Field(default="cinerec.events", description="the durable event queue")
     data_dir: Path = DEFAULT_DATA_DIR
     recommendation_size: int = Field(default=10, ge=1, le=1000)
     exploration_share: float = Field(default=0.2, ge=0.0, le=1.0)

@@ -1,7 +1,12 @@
 """The service layer: every use case of the product, free of HTTP.
 
-The API routes, the CLI, the simulator and (later) the trainer call :class:`RecService`.
+The API routes, the CLI, the simulator and the worker call :class:`RecService`.
 Writes go to the store first (durable), then to the engine (visible to the next request).
+
+One class serves every role (``docs/deployment.md``): ``serve`` (everything in one process,
+events stored in process), ``api`` (serves lists; with Redis the replicas share the serving
+state, :mod:`cinerec.shared`), ``collector`` (publishes events to the bus, :mod:`cinerec.bus`)
+and ``worker`` (stores what the bus delivers, makes plans, trains).
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from tqdm import tqdm
 
+from cinerec.bus import BusUnavailableError, LocalBus, open_bus
 from cinerec.cache import Cache, open_cache
 from cinerec.config import Settings
 from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
 from cinerec.engine import Engine, Recommended
+from cinerec.shared import SharedState
 from cinerec.store import Store, open_store
 from cinerec.training import Trainer
 
@@ -268,11 +276,26 @@ class PlanRefresher:
 
 class RecService:
     def __init__(
-        self, settings: Settings, store: Store | None = None, cache: Cache | None = None
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        cache: Cache | None = None,
+        role: str = "serve",
     ) -> None:
         self.settings = settings
+        self.role = role
         self.store = store or open_store(settings.database_url)
         self.cache = cache or open_cache(settings.cache_url)
+        # ``serve`` is every role in one process: its events never leave it.
+        self.bus = open_bus(
+            "memory://" if role == "serve" else settings.broker_url, settings.broker_queue
+        )
+        if isinstance(self.bus, LocalBus):
+            self.bus.consume(self.record_events, threading.Event())
+        #: the serving state API replicas share (Redis), for the roles of the topology
+        self.shared: SharedState | None = None
+        if role in ("api", "worker") and settings.cache_url.startswith(("redis", "unix")):
+            self.shared = SharedState(settings.cache_url)
         self.engine = Engine(
             settings.weights,
             exploration_share=settings.exploration_share,
@@ -316,9 +339,10 @@ class RecService:
         self.trainer.load_serving()
         self.trainer.last_trained_events = eng.n_events
         # Plans for everyone who has a history, in the background: the first list after a
-        # restart is served from one.
+        # restart is served from one. (An API replica of the topology serves the plans the
+        # worker keeps in Redis instead.)
         eng.refresh([None])
-        for state in list(eng.users.values()):
+        for state in list(eng.users.values()) if self.shared is None else ():
             if state.interactions or state.favorite_genres:
                 self.refresher.put(state.id)
         self.loaded = True
@@ -334,6 +358,7 @@ class RecService:
     def close(self) -> None:
         self.refresher.close()
         self.rec_log.close()
+        self.bus.close()
         self.store.close()
 
     def cleanup(self) -> None:
@@ -344,11 +369,27 @@ class RecService:
             self.engine.reset()
             self.trainer.forget()
             self.cache.clear()
+        self._tell("wipe")
+
+    def _tell(self, what: str) -> None:
+        """Tell the other processes of the topology that ``what`` changed (the catalogue, the
+        users, or everything was wiped): they reload it from the database. Best effort: they
+        also reload on restart."""
+        if self.shared is None:
+            return
+        try:
+            self.shared.bump(what)
+        except Exception:
+            log.warning("could not tell the other processes about the %s", what, exc_info=True)
 
     def _checks(self) -> dict[str, dict[str, Any]]:
-        """Ping each dependency (database, cache): status and latency, or what failed."""
+        """Ping each dependency (database, cache, and the broker when events travel over
+        one): status and latency, or what failed."""
         checks: dict[str, dict[str, Any]] = {}
-        for name, probe in (("database", self.store.ping), ("cache", self.cache.ping)):
+        probes = [("database", self.store.ping), ("cache", self.cache.ping)]
+        if not isinstance(self.bus, LocalBus):
+            probes.append(("broker", self.bus.ping))
+        for name, probe in probes:
             t0 = time.perf_counter()
             try:
                 probe()
@@ -395,6 +436,7 @@ class RecService:
         self.engine.upsert_movies(movies)
         self.engine.refresh([None])  # newcomers' shared plan sees the new movies at once
         self.cache.clear()
+        self._tell("catalog")
         return n
 
     def add_items(self, item_ids: Sequence[str], genres: Sequence[Sequence[str]]) -> int:
@@ -416,6 +458,7 @@ class RecService:
             raise NotFoundError(f"movie {movie_id!r} does not exist")
         self.engine.set_hidden(movie_id, hidden)
         self.cache.clear()
+        self._tell("catalog")
 
     def add_users(self, users: Sequence[User]) -> int:
         for u in users:
@@ -423,6 +466,7 @@ class RecService:
         n = self.store.upsert_users(users)
         for u in users:
             self.engine.set_favorite_genres(u.id, u.favorite_genres)
+        self._tell("users")
         return n
 
     def get_user(self, user_id: str) -> User | None:
@@ -435,6 +479,7 @@ class RecService:
         created = existing.created_at if existing else time.time()
         self.store.upsert_users([User(user_id, clean, created)])
         self.engine.set_favorite_genres(user_id, clean)
+        self._tell("users")
         return clean
 
     @staticmethod
@@ -445,11 +490,24 @@ class RecService:
             )
 
     # -- events --------------------------------------------------------------------------
-    def record_events(self, events: Sequence[Event]) -> EventsResult:
+    def submit_events(self, events: Sequence[Event]) -> EventsResult:
+        """Make events durable through the bus: in process, stored at once (the result says
+        what was new); over a broker, on the broker's disk when this returns (the worker
+        stores them, once each; ``accepted`` counts what was queued)."""
+        try:
+            out = self.bus.publish(events)
+        except BusUnavailableError as exc:
+            raise UnavailableError(f"{exc}; nothing was stored, retry shortly") from exc
+        if isinstance(out, EventsResult):
+            return out
+        return EventsResult(len(events), 0, [])
+
+    def record_events(self, events: Sequence[Event], plan: bool = True) -> EventsResult:
         """Store events durably, then make them visible to recommendations.
 
         Events for movies not (yet) in the catalogue are kept; the engine ignores them for
-        recommendations until the movie is added.
+        recommendations until the movie is added. ``plan=False``: the caller makes the users'
+        plans itself (the worker writes them to Redis).
         """
         fresh = self.store.add_events(events)
         new = [e for e, f in zip(events, fresh, strict=True) if f]
@@ -462,9 +520,9 @@ class RecService:
         # plan); the others are planned on their first request. Planning thousands of
         # users per batch cost more than storing their events and starved the writes.
         users = list(dict.fromkeys(e.user_id for e in new))
-        if len(users) <= REFRESH_ON_WRITE:
+        if plan and len(users) <= REFRESH_ON_WRITE:
             self.engine.refresh(users)
-        else:
+        elif plan:
             for user in self.engine.planned(users):
                 self.refresher.put(user)
         return EventsResult(len(new), len(events) - len(new), unknown)
@@ -490,6 +548,9 @@ class RecService:
         """``record=False`` is a preview: nothing is logged or marked shown."""
         k = k or self.settings.recommendation_size
         t0 = time.perf_counter()
+        if self.shared is not None and record:
+            items = self._claim_shared(user_id, k, source, exclude, genres, explore)
+            return self._result(user_id, items, source, session_id, record, t0)
         items = self.engine.recommend(
             user_id,
             k,
@@ -511,11 +572,92 @@ class RecService:
         the engine (the event loop's fast path); None otherwise: then call
         :meth:`recommend` from a worker thread. Called on ``loop``, the result's ``logged``
         is a future of that loop (await it with :func:`logged`)."""
+        if self.shared is not None:
+            return None  # the shared state is a network call away: a worker thread's job
         t0 = time.perf_counter()
         items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore)
         if items is None:
             return None
         return self._result(user_id, items, None, None, True, t0, loop)
+
+    def _claim_shared(
+        self,
+        user_id: str,
+        k: int,
+        source: str | None,
+        exclude: Sequence[str],
+        genres: Sequence[str],
+        explore: bool,
+    ) -> list[Recommended]:
+        """A list served by an API replica of the topology: claimed in Redis, so no replica
+        shows this user a movie any replica showed before (see :mod:`cinerec.shared`).
+
+        The default list walks the plans the worker made (no scoring here). A filtered list,
+        a forced source, or a user whose plans ran dry takes candidates from this replica's
+        engine, which follows the database. Redis down: 503 (the shown state cannot be kept)."""
+        assert self.shared is not None
+        default = source is None and not exclude and not genres and explore
+        try:
+            got = self.shared.claim(user_id, k, plans=default)
+            if got.restore:
+                self._restore_shown(user_id)
+                got = self.shared.claim(user_id, k, plans=default)
+            if got.dry and default:
+                self.shared.ask_replan(user_id)
+            items = got.items
+            if len(items) < k:
+                # This replica's engine does not know what other replicas showed: leave out
+                # everything in the shared shown set.
+                extra = self.engine.recommend(
+                    user_id,
+                    k - len(items),
+                    source=source,
+                    exclude=[*exclude, *self.shared.shown(user_id)],
+                    genres=genres,
+                    explore=explore,
+                    mark_shown=False,
+                )
+                items += self.shared.claim(
+                    user_id, k - len(items), plans=False, extra=extra, count=False
+                ).items
+        except redis.RedisError as exc:
+            log.warning("the shared serving state does not answer: %s", exc)
+            raise UnavailableError(
+                "the shared serving state (Redis) does not answer: no list can be served "
+                "without re-showing; retry shortly"
+            ) from exc
+        return items
+
+    def _release_unlogged(
+        self, user_id: str, items: list[Recommended]
+    ) -> Callable[[Future[None]], None]:
+        """A list that could not be logged is answered 503: its movies go back to the user
+        (they were claimed in the shared shown set, but nobody received them)."""
+
+        def release(fut: Future[None]) -> None:
+            if fut.exception() is None or self.shared is None:
+                return
+            try:
+                self.shared.release(user_id, [i.movie_id for i in items])
+            except redis.RedisError:
+                log.warning("could not give back the movies of an unlogged list of %r", user_id)
+
+        return release
+
+    def _restore_shown(self, user_id: str) -> None:
+        """Refill a user's shown set in Redis from the database: every logged list and every
+        movie the user acted on. (Lists still waiting for their commit are not in it yet: the
+        limit docs/deployment.md names; a brand-new user, the common case, has none.)"""
+        assert self.shared is not None
+        try:
+            movies = {m for e in self.store.user_rec_log(user_id) for m in e.movie_ids}
+            movies.update(e.movie_id for e in self.store.user_events(user_id))
+        except Exception as exc:
+            raise UnavailableError(
+                "the database does not answer: this user's shown movies cannot be checked; "
+                "retry shortly"
+            ) from exc
+        self.shared.restore(user_id, movies)
 
     def _result(
         self,
@@ -541,6 +683,9 @@ class RecService:
                 ),
                 loop,
             )
+        # (an API replica's lists come from worker threads: a thread's future)
+        if isinstance(logged, Future) and self.shared is not None:
+            logged.add_done_callback(self._release_unlogged(user_id, items))
         result = RecResult(user_id, session_id, items, main, logged=logged)
         for listener in self.rec_listeners:
             listener(result, time.perf_counter() - t0, source)
@@ -566,7 +711,7 @@ class RecService:
         return out
 
     def not_interested(self, user_id: str, movie_id: str) -> EventsResult:
-        return self.record_events([Event(user_id, movie_id, EventKind.NOT_INTERESTED)])
+        return self.submit_events([Event(user_id, movie_id, EventKind.NOT_INTERESTED)])
 
     def feedback(
         self, session_id: str, movie_id: str, liked: bool, user_id: str | None = None
@@ -586,7 +731,7 @@ class RecService:
         fb = Feedback(session_id, entry.user_id, movie_id, liked)
         self.store.add_feedback(fb)
         kind = EventKind.LIKE if liked else EventKind.DISLIKE
-        self.record_events(
+        self.submit_events(
             [Event(entry.user_id, movie_id, kind, client_event_id=f"fb:{session_id}:{movie_id}")]
         )
         return fb

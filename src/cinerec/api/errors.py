@@ -13,7 +13,7 @@ from cinerec.engine import UnknownSourceError
 from cinerec.security import AuthError, ForbiddenError
 from cinerec.service import ForbiddenError as SessionForbiddenError
 from cinerec.service import InvalidInputError, NotFoundError, UnavailableError
-from cinerec.store import RefusedValueError
+from cinerec.store import RefusedValueError, StoreUnavailableError
 
 
 class FieldError(BaseModel):
@@ -43,6 +43,12 @@ COMMON: dict[int | str, dict[str, Any]] = {
 AUTH: dict[int | str, dict[str, Any]] = {
     401: _doc("no bearer token, or an invalid or expired one"),
     403: _doc("the token may not do this (another user's data, or not an admin)"),
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: _doc(
+        "a dependency (database, event broker, Redis) is down: nothing was stored; retry "
+        "after Retry-After seconds"
+    )
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("the named thing does not exist")}
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
@@ -84,7 +90,11 @@ async def invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
+    """A dependency is down (database, broker, Redis): nothing was done; retry later."""
+    detail = str(exc)
+    if isinstance(exc, StoreUnavailableError):
+        detail = "the database does not answer: nothing was changed; retry shortly"
+    return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": "1"})
 
 
 async def unknown_source(request: Request, exc: Exception) -> JSONResponse:
@@ -121,3 +131,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownSourceError, unknown_source)
     app.add_exception_handler(RefusedValueError, unstorable)
     app.add_exception_handler(UnavailableError, unavailable)
+    app.add_exception_handler(StoreUnavailableError, unavailable)

@@ -107,15 +107,18 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(cinema.router)
     app.include_router(catalog.router)
+    app.include_router(events.writes)
     app.include_router(events.router)
     app.include_router(admin.router)
     return app
 
 
-def create_collector_app(service: RecService) -> FastAPI:
-    """The event collector alone (contract A's port 5000): ``/interact`` + ``/healthcheck``."""
-    app = _app("cinerec collector", service, False, collector_metrics())
+def create_collector_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
+    """The event collector alone (contract A's port 5000): ``/interact`` + ``/healthcheck``
+    (when ``contract_a``) and ``/api/v1/events[/batch]``."""
+    app = _app("cinerec collector", service, owns_service, collector_metrics())
     if service.settings.contract_a:
         app.include_router(grader.collector)
         app.add_api_route("/healthcheck", grader.healthcheck, methods=["GET"])
+    app.include_router(events.writes)
     return app

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from cinerec.store.base import EventRow, RefusedValueError, Store, StoreError
+from cinerec.store.base import (
+    EventRow,
+    RefusedValueError,
+    Store,
+    StoreError,
+    StoreUnavailableError,
+)
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
@@ -23,4 +29,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     return store
 
 
-__all__ = ["EventRow", "RefusedValueError", "Store", "StoreError", "open_store"]
+__all__ = [
+    "EventRow",
+    "RefusedValueError",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "open_store",
+]

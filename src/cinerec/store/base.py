@@ -34,6 +34,11 @@ class RefusedValueError(StoreError, ValueError):
     column, a number out of range): the caller's input, not a server fault."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (down, a broken connection, SQLite locked too
+    long): nothing was written; the caller answers "retry later", not a server fault."""
+
+
 class Store(ABC):
     """Durable state: catalogue, users, events, recommendation log, feedback.
 
@@ -138,6 +143,10 @@ class Store(ABC):
 
     @abstractmethod
     def iter_rec_log(self) -> Iterator[RecLogEntry]: ...
+
+    @abstractmethod
+    def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
+        """Every list logged for one user, oldest first (restores a lost shown set)."""
 
     @abstractmethod
     def add_feedback(self, feedback: Feedback) -> None: ...

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Insert, delete, event, func, select, text, update
 from sqlalchemy.engine import Connection, ExceptionContext, Row
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from cinerec.domain import (
     Account,
@@ -27,7 +27,7 @@ from cinerec.domain import (
     User,
 )
 from cinerec.store import tables as t
-from cinerec.store.base import EventRow, RefusedValueError, Store
+from cinerec.store.base import EventRow, RefusedValueError, Store, StoreUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: each kind's stored spelling (a dict lookup: ``Enum.value`` is a slow property)
@@ -345,6 +345,11 @@ class SqlStore(Store):
             for r in conn.execution_options(yield_per=10_000).execute(q):
                 yield self._to_log(r)
 
+    def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
+        q = select(t.rec_log).where(t.rec_log.c.user_id == user_id).order_by(t.rec_log.c.id)
+        with self.engine.connect() as conn:
+            return [self._to_log(r) for r in conn.execute(q)]
+
     def add_feedback(self, feedback: Feedback) -> None:
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(
@@ -476,9 +481,15 @@ class SqlStore(Store):
 
 
 def _refused_value(ctx: ExceptionContext) -> None:
-    """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, so that
-    callers (the API's error handlers) never import SQLAlchemy."""
+    """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, and a
+    database that cannot be reached its :class:`StoreUnavailableError`, so that callers (the
+    API's error handlers) never import SQLAlchemy."""
     if isinstance(ctx.sqlalchemy_exception, DataError):
         orig = ctx.original_exception
         reason = str(orig).strip().splitlines()[0] if str(orig).strip() else "invalid value"
         raise RefusedValueError(reason) from orig
+    # A pre-ping's failure is the pool's own business: it reconnects.
+    if not ctx.is_pre_ping and isinstance(
+        ctx.sqlalchemy_exception, (OperationalError, InterfaceError)
+    ):
+        raise StoreUnavailableError("the database does not answer") from ctx.original_exception

@@ -71,11 +71,12 @@ def recs_route() -> BaseRoute:
 
 @collector.post("/interact", response_model=StatusResponse)
 def interact(body: InteractRequest, svc: ServiceDep, response: Response) -> StatusResponse:
-    """Likes/dislikes; a 200 answer means the events are stored durably."""
+    """Likes/dislikes; a 200 answer means the events are durable (stored, or confirmed by the
+    event broker in the topology)."""
     ts = body.timestamp if body.timestamp is not None else time.time()
     events = [
         Event(body.user_id, mid, EventKind(action), ts=ts)
         for mid, action in zip(body.item_ids, body.actions, strict=True)
     ]
-    svc.record_events(events)
+    svc.submit_events(events)
     return StatusResponse()
