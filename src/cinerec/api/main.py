@@ -17,7 +17,16 @@ from fastapi.responses import JSONResponse
 from cinerec import __version__
 from cinerec.api import errors
 from cinerec.api.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
-from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
+from cinerec.api.routes import (
+    admin,
+    auth,
+    catalog,
+    cinema,
+    events,
+    experiments,
+    grader,
+    metrics,
+)
 from cinerec.api.schemas import StatusResponse
 from cinerec.config import Settings
 from cinerec.jobs import TrainingJobs
@@ -99,6 +108,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(experiments.router)
     return app
 
 

@@ -14,7 +14,12 @@ Serving a list from a plan is a walk down those arrays that skips what the user 
 since: microseconds. A plan is *invalid* once the user has acted since it was made (the next
 list must reflect the like) and is then made again before serving; it is *stale* once the
 serving models changed or it grew old, and is then served once more while a fresh one is made
-in the background. Users with no history and no favourite genres share one plan.
+in the background. Users with no history and no favourite genres share one plan per ranking
+setting.
+
+A plan is made for one :class:`RankingSetting` (an experiment's variant, or what a promoted
+variant made the default): the learned ranker over every source, or one forced source. A
+user's plan made for another setting than the user's current one is invalid.
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ SHARED_EXPLORE = 200
 #: a plan older than this is served once more while a fresh one is made (popularity and the
 #: co-likes of other users move on; the user's own events remake it at once)
 PLAN_TTL_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class RankingSetting:
+    """How a user's default list is made: ``source`` None is the learned ranker over every
+    source (with the bandit slot); a source name serves that source's own order alone.
+    ``explore`` False leaves out the exploration and bandit slots."""
+
+    source: str | None = None
+    explore: bool = True
+
+
+#: the default list
+DEFAULT_SETTING = RankingSetting()
 
 
 @dataclass(slots=True)
@@ -67,6 +86,8 @@ class Plan:
     refreshing: bool = False
     #: lists served from this plan (a user's plan: to this user)
     lists: int = 0
+    #: what the plan was made for
+    setting: RankingSetting = DEFAULT_SETTING
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
