@@ -136,7 +136,10 @@ class Experiments:
             if promoted is not None:
                 winner = next(v for v in promoted.variants if v.name == promoted.winner)
                 self.default = setting_of(winner)
-            self.last_report = None
+            self._forget_report()
+
+    def _forget_report(self) -> None:
+        self.last_report, self._last_report_at = None, 0.0
 
     # -- assignment (the read path) --------------------------------------------------------
     def assign(self, user_id: str) -> Assignment | None:
@@ -180,7 +183,7 @@ class Experiments:
             )
             self.store.save_experiment(exp)
             self.running = exp
-            self.last_report = None
+            self._forget_report()
             return exp
 
     def get(self, experiment_id: str) -> Experiment | None:
@@ -200,6 +203,7 @@ class Experiments:
             exp = replace(exp, status="stopped", stopped_at=time.time())
             self.store.save_experiment(exp)
             self.running = None
+            self._forget_report()
             return exp
 
     def promote(self, experiment_id: str, variant: str) -> Experiment:
@@ -223,6 +227,7 @@ class Experiments:
             self.store.save_experiment(exp)
             if self.running is not None and self.running.id == experiment_id:
                 self.running = None
+                self._forget_report()
             self.default = setting_of(chosen)
             return exp
 

@@ -13,6 +13,9 @@ MODULES = [
     "cinerec.evaluation.data",
     "cinerec.models",
     "cinerec.models.features",
+    "cinerec.observability.online",
+    "cinerec.observability.experiments",
+    "cinerec.experiments",
 ]
 
 

@@ -806,7 +806,9 @@ class Engine:
         plan = self._plan_for(u, setting)
         explore = explore and setting.explore
         servable = self._servable_now()
-        n_explore = self._exploration_slots(k) if explore else 0
+        # Counted even when this list does not explore: the lock-free path needs it cached.
+        slots = self._exploration_slots(k)
+        n_explore = slots if explore else 0
         for fill in (False, True):
             # The fast path may serve this user meanwhile: take and mark under its lock.
             with self._pending_lock:
