@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cinerec.config import Settings, load_settings
+from cinerec.experiments_cli import app as experiments_app
 
 if TYPE_CHECKING:
     from cinerec.service import RecService
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Import rating data sets into the store.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(experiments_app, name="experiments")
 
 
 #: idle keep-alive connections live this long (uvicorn's 5 s default raced clients that pause

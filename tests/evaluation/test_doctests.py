@@ -16,6 +16,7 @@ MODULES = [
     "cinerec.observability.online",
     "cinerec.observability.experiments",
     "cinerec.experiments",
+    "cinerec.experiments_cli",
 ]
 
 
