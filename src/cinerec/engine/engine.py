@@ -491,9 +491,9 @@ class Engine:
         with self.lock:
             if source is None and not exclude and not genres and mark_shown:
                 return self._external(self._serve(user_id, k, explore, setting))
-            if source is None and setting.source in self.recommenders:
-                source = setting.source
-            explore = explore and setting.explore
+            if source is None:  # the setting's, unless the caller chose
+                source = setting.source if setting.source in self.recommenders else None
+                explore = explore and setting.explore
             u = self.user(user_id, create=mark_shown)
             cat = self.catalog
             ex = [i for i in (cat.ids.get(m) for m in exclude) if i is not None]
