@@ -9,7 +9,8 @@ id, picking the variant, logging it). Prints the median microseconds per list of
 their ratio. Lists the fast path could not serve (a plan to make) are counted apart and left
 out of the timing.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/experiment_overhead.py [--lists 2000] [--rounds 7]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/experiment_overhead.py \
+        [--lists 2000] [--rounds 7]
 """
 
 from __future__ import annotations
