@@ -126,6 +126,10 @@ def test_stop_and_promote(client: TestClient, svc: RecService) -> None:
     order = popular_catalogue(svc)
     exp = client.post(EXPERIMENTS, json=RANKER_VS_POPULAR).json()
     ranker_user = users_of(exp, "ranker", 1)[0]
+    # A user with a plan of their own, made for the ranker variant on their like.
+    liker = users_of(exp, "ranker", 1, prefix="liker")[0]
+    svc.record_events([Event(liker, "m45", EventKind.LIKE)])  # outside the top 30
+    seen = set(client.get(f"/recs/{liker}").json()["item_ids"])
     r = client.post(f"{EXPERIMENTS}/{exp['id']}/stop")
     assert r.status_code == 200 and r.json()["status"] == "stopped"
     assert svc.experiments.assign(ranker_user) is None
@@ -135,6 +139,9 @@ def test_stop_and_promote(client: TestClient, svc: RecService) -> None:
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["winner"]) == ("promoted", "popular")
     assert client.get(f"/recs/{ranker_user}").json()["item_ids"] == order[:10]
+    # The liker's plan was made for the ranker: it is made again for the promoted setting.
+    got = client.get(f"/recs/{liker}").json()["item_ids"]
+    assert got == [m for m in order if m not in seen][:10]
     listed = client.get(EXPERIMENTS).json()
     assert [e["id"] for e in listed] == [exp["id"]]
     # A new experiment may start now.
