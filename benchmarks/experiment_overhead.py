@@ -6,8 +6,8 @@ default lists is served through ``RecService.try_recommend`` (the event loop's f
 with no experiment, and with an A/A experiment running (two variants of the default setting,
 so the plans served are the same kind and the difference is the assignment: hashing the user
 id, picking the variant, logging it). Prints the median microseconds per list of each and
-their ratio. Lists the fast path could not serve (a plan to make) are counted apart and left
-out of the timing.
+their ratio, then the cost of the assignment alone. Lists the fast path could not serve (a
+plan to make) are counted apart and left out of the timing.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/experiment_overhead.py \
         [--lists 2000] [--rounds 7]
@@ -78,6 +78,13 @@ def main(n_lists: int, rounds: int) -> None:
     for mode, us in med.items():
         print(f"{mode:16s} {us:8.1f} us   (declined by the fast path: {declined[mode]})")
     print(f"ratio            {med['A/A experiment'] / med['no experiment']:8.3f}")
+    exp = svc.create_experiment("A/A", [Variant("a", 0.5), Variant("b", 0.5)])
+    n = 200_000
+    t0 = time.perf_counter()
+    for i in range(n):
+        svc.experiments.assign(users[i % n_users])
+    print(f"assignment alone {(time.perf_counter() - t0) / n * 1e6:8.2f} us")
+    svc.stop_experiment(exp.id)
     svc.close()
 
 
