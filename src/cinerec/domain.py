@@ -84,8 +84,9 @@ class Variant:
 @dataclass(slots=True)
 class Experiment:
     """An A/B experiment: users are split between ``variants`` by a salted hash of their id
-    (``cinerec.experiments.assign``). ``status``: running, stopped, or promoted (stopped,
-    and ``winner``'s setting serves everyone)."""
+    (``cinerec.experiments.assign``). ``status``: running, stopped, promoted (stopped, and
+    ``winner``'s setting serves everyone), or superseded (was promoted until another
+    experiment's variant was)."""
 
     id: str
     name: str

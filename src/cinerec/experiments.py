@@ -208,7 +208,10 @@ class Experiments:
 
     def promote(self, experiment_id: str, variant: str) -> Experiment:
         """Make ``variant``'s setting what everyone gets (stopping the experiment if it runs);
-        persisted, so it holds after a restart until another variant is promoted."""
+        persisted, so it holds after a restart until another variant is promoted. At most
+        one experiment is ``promoted``: the one promoted before becomes ``superseded`` (its
+        ``winner`` stays as the record), so a restart finds the current default without
+        comparing times."""
         with self._lock:
             exp = self._existing(experiment_id)
             chosen = next((v for v in exp.variants if v.name == variant), None)
@@ -224,6 +227,9 @@ class Experiments:
                 winner=variant,
                 stopped_at=exp.stopped_at or time.time(),
             )
+            for before in self.store.list_experiments():
+                if before.status == "promoted" and before.id != experiment_id:
+                    self.store.save_experiment(replace(before, status="superseded"))
             self.store.save_experiment(exp)
             if self.running is not None and self.running.id == experiment_id:
                 self.running = None

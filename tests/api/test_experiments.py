@@ -168,6 +168,17 @@ def test_experiments_and_the_promoted_setting_survive_a_restart(tmp_path: Path) 
     assert svc.experiments.running is None
     assert svc.experiments.default == RankingSetting("top_rated", False)
     assert svc.engine.setting_for("anyone") == RankingSetting("top_rated", False)
+    # A later experiment's promotion supersedes it; promoting the first one's variant again
+    # (an older experiment) is what a restart finds, whatever the creation times.
+    later = svc.create_experiment("later", [Variant("a", 0.5), Variant("pop", 0.5, "popular")])
+    svc.promote_variant(later.id, "pop")
+    assert svc.experiment(exp.id).status == "superseded"
+    svc.promote_variant(exp.id, "top")
+    svc.close()
+    svc = RecService(settings)
+    svc.load()
+    assert svc.experiment(later.id).status == "superseded"
+    assert svc.experiments.default == RankingSetting("top_rated", False)
     svc.cleanup()  # a wipe forgets experiments too
     assert svc.experiments.default == DEFAULT_SETTING
     svc.close()

@@ -56,7 +56,10 @@ class ExperimentOut(BaseModel):
     salt: str = Field(description="a user's variant is a hash of salt and user id")
     variants: list[VariantOut]
     metric: str
-    status: str = Field(description="running, stopped or promoted")
+    status: str = Field(
+        description="running, stopped, promoted (its winner serves everyone) or superseded "
+        "(was promoted until a later promotion)"
+    )
     winner: str | None = Field(None, description="the promoted variant")
     created_at: float
     stopped_at: float | None
