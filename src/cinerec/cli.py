@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cinerec.config import Settings, load_settings
+from cinerec.experiments_cli import app as experiments_app
 
 if TYPE_CHECKING:
     from cinerec.service import RecService
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Import rating data sets into the store.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(experiments_app, name="experiments")
 
 
 #: idle keep-alive connections live this long (uvicorn's 5 s default raced clients that pause
@@ -491,6 +493,19 @@ def simulate(
     recent_share: Annotated[
         float | None, typer.Option(help="synthetic: share of recent movies (little history)")
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="run an A/B experiment in the service: NAME=SHARE[:SOURCE][:noexplore], "
+            "once per variant (cinerec experiments create)"
+        ),
+    ] = None,
+    experiment_metric: Annotated[str, typer.Option(help="the verdict's figure")] = "like_rate",
+    experiment_salt: Annotated[str | None, typer.Option(help="the assignment's salt")] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="CINEREC_ADMIN_TOKEN", help="to start the experiment over HTTP"),
+    ] = None,
 ) -> None:
     """Replay a rating data set, or a synthetic population, as live users against the service
     and reference policies."""
@@ -509,6 +524,7 @@ def simulate(
         table,
     )
     from cinerec.simulation import simulate as run_simulation
+    from cinerec.simulation.report import experiment_table
 
     refs = [] if references == "none" else [r.strip() for r in references.split(",") if r]
     unknown = [r for r in refs if r not in REFERENCE_POLICIES]
@@ -544,8 +560,18 @@ def simulate(
     b = Behaviour(requests=requests, concurrency=concurrency, time_scale=time_scale, seed=seed)
     svc = None
     target: HttpTarget | ServiceTarget
+    experiment = None
+    if variant:
+        from cinerec.experiments_cli import parse_variant
+
+        experiment = {
+            "name": f"simulate {dataset}",
+            "variants": [parse_variant(v) for v in variant],
+            "metric": experiment_metric,
+            **({"salt": experiment_salt} if experiment_salt else {}),
+        }
     if url:
-        target = HttpTarget(url, collector_url)
+        target = HttpTarget(url, collector_url, admin_token=admin_token)
     else:
         svc = in_process_service(database_url)
         target = ServiceTarget(svc)
@@ -563,13 +589,25 @@ def simulate(
         f"{world.name}: {len(world.users)} users, {world.n_items} movies; population "
         + ", ".join(f"{k} {v:.3g}" for k, v in world.shape.items())
     )
-    results, _ = run_simulation(world, target, refs, b, out, meta)
+    results, _ = run_simulation(world, target, refs, b, out, meta, experiment)
     if svc is not None:
         svc.close()
     summaries = [r.summary() for r in results]
     typer.echo(table(summaries))
     typer.echo(f"nDCG@10 of the service / reference: {compare(summaries)}")
     typer.echo(f"report: {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    if experiment is not None:
+        ran = results[0]
+        typer.echo("\nexperiment: the simulator's own figures per variant beside the service's")
+        typer.echo(experiment_table(ran))
+        path = out.with_suffix(".experiment.json")
+        doc = {
+            "experiment": ran.experiment,
+            "simulator": ran.by_variant(),
+            "service": ran.experiment_report,
+        }
+        path.write_text(json.dumps(doc, indent=2))
+        typer.echo(f"experiment: {path}")
 
 
 def main() -> None:

@@ -62,6 +62,42 @@ class RecLogEntry:
     source: str
     model_version: str | None = None
     ts: float = field(default_factory=time.time)
+    #: the experiment and variant the user was in when shown the list (None: no experiment)
+    experiment: str | None = None
+    variant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One arm of an experiment: a ranking setting and its share of the users.
+
+    ``source`` None is the default list (the learned ranker over every source); a name forces
+    that one source (as ``source=`` of ``/api/v1/recommendations``). ``explore`` False drops
+    the exploration and bandit slots."""
+
+    name: str
+    share: float
+    source: str | None = None
+    explore: bool = True
+
+
+@dataclass(slots=True)
+class Experiment:
+    """An A/B experiment: users are split between ``variants`` by a salted hash of their id
+    (``cinerec.experiments.assign``). ``status``: running, stopped, promoted (stopped, and
+    ``winner``'s setting serves everyone), or superseded (was promoted until another
+    experiment's variant was)."""
+
+    id: str
+    name: str
+    salt: str
+    variants: list[Variant]
+    #: the figure the verdict is on: like_rate, p@3 or ndcg@10
+    metric: str = "like_rate"
+    status: str = "running"
+    winner: str | None = None
+    created_at: float = field(default_factory=time.time)
+    stopped_at: float | None = None
 
 
 @dataclass(slots=True)

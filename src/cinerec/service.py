@@ -31,8 +31,23 @@ from tqdm import tqdm
 from cinerec.bus import BusUnavailableError, LocalBus, open_bus
 from cinerec.cache import Cache, open_cache
 from cinerec.config import Settings
-from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.domain import (
+    Event,
+    EventKind,
+    Experiment,
+    Feedback,
+    Movie,
+    RecLogEntry,
+    User,
+    Variant,
+)
 from cinerec.engine import Engine, Recommended
+from cinerec.experiments import (
+    Assignment,
+    ExperimentConflictError,
+    ExperimentError,
+    Experiments,
+)
 from cinerec.shared import SharedState
 from cinerec.store import Store, open_store
 from cinerec.training import Trainer
@@ -103,6 +118,10 @@ class ForbiddenError(PermissionError):
     """The caller may not act on this (another user's session)."""
 
 
+class ConflictError(RuntimeError):
+    """The request conflicts with the current state (an experiment already runs)."""
+
+
 @dataclass(slots=True)
 class RecResult:
     user_id: str
@@ -111,6 +130,10 @@ class RecResult:
     #: the source that produced most of the list (contract B's ``source``)
     source: str
     model_version: str | None = None
+    #: the experiment and variant the list was served in (None: none runs, or the caller
+    #: forced a source)
+    experiment: str | None = None
+    variant: str | None = None
     #: resolves once the list is in the recommendation log (what the user was shown survives
     #: a crash from then on); None for a preview. HTTP answers wait for it.
     logged: Logged | None = None
@@ -308,6 +331,7 @@ class RecService:
         self.refresher = PlanRefresher(self.engine)
         self.engine.on_stale = self.refresher.put
         self.trainer = Trainer(settings, self.store, self.engine)
+        self.experiments = Experiments(self.store, attribution_s=settings.online_attribution_s)
         self._wipe_lock = threading.Lock()
         self.started_at = time.time()
         #: called after every list with (result, seconds, forced source): the metrics hook
@@ -339,9 +363,10 @@ class RecService:
         self.trainer.load_serving()
         self.trainer.last_trained_events = eng.n_events
         # Plans for everyone who has a history, in the background: the first list after a
-        # restart is served from one. (An API replica of the topology serves the plans the
-        # worker keeps in Redis instead.)
-        eng.refresh([None])
+        # restart is served from one (the newcomers' plans are made at once, per setting;
+        # an API replica of the topology serves the plans the worker keeps in Redis).
+        self.experiments.load()
+        self._assignment_changed()
         for state in list(eng.users.values()) if self.shared is None else ():
             if state.interactions or state.favorite_genres:
                 self.refresher.put(state.id)
@@ -369,6 +394,9 @@ class RecService:
             self.engine.reset()
             self.trainer.forget()
             self.cache.clear()
+            self.experiments.load()
+            self._assignment_changed()
+
         self._tell("wipe")
 
     def _tell(self, what: str) -> None:
@@ -381,6 +409,12 @@ class RecService:
             self.shared.bump(what)
         except Exception:
             log.warning("could not tell the other processes about the %s", what, exc_info=True)
+
+    def _assignment_changed(self) -> None:
+        """Tell the engine how users are assigned ranking settings now (an experiment
+        started, stopped or was promoted): plans are made for the new settings."""
+        ex = self.experiments
+        self.engine.set_assignment(ex.setting_for, ex.settings_in_use())
 
     def _checks(self) -> dict[str, dict[str, Any]]:
         """Ping each dependency (database, cache, and the broker when events travel over
@@ -545,12 +579,16 @@ class RecService:
         session_id: str | None = None,
         record: bool = True,
     ) -> RecResult:
-        """``record=False`` is a preview: nothing is logged or marked shown."""
+        """``record=False`` is a preview: nothing is logged or marked shown.
+
+        Unless the caller forces a ``source``, the list follows the user's variant of the
+        running experiment (or the promoted default) and is logged with it."""
         k = k or self.settings.recommendation_size
         t0 = time.perf_counter()
+        assigned = None if source else self.experiments.assign(user_id)
         if self.shared is not None and record:
             items = self._claim_shared(user_id, k, source, exclude, genres, explore)
-            return self._result(user_id, items, source, session_id, record, t0)
+            return self._result(user_id, items, source, session_id, record, t0, assigned=assigned)
         items = self.engine.recommend(
             user_id,
             k,
@@ -559,8 +597,9 @@ class RecService:
             genres=genres,
             explore=explore,
             mark_shown=record,
+            setting=assigned.setting if assigned else self.experiments.default,
         )
-        return self._result(user_id, items, source, session_id, record, t0)
+        return self._result(user_id, items, source, session_id, record, t0, assigned)
 
     def try_recommend(
         self,
@@ -575,10 +614,12 @@ class RecService:
         if self.shared is not None:
             return None  # the shared state is a network call away: a worker thread's job
         t0 = time.perf_counter()
-        items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore)
+        assigned = self.experiments.assign(user_id)
+        setting = assigned.setting if assigned else self.experiments.default
+        items = self.engine.try_serve(user_id, self.settings.recommendation_size, explore, setting)
         if items is None:
             return None
-        return self._result(user_id, items, None, None, True, t0, loop)
+        return self._result(user_id, items, None, None, True, t0, assigned, loop)
 
     def _claim_shared(
         self,
@@ -667,10 +708,13 @@ class RecService:
         session_id: str | None,
         record: bool,
         t0: float,
+        assigned: Assignment | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> RecResult:
         session_id = session_id or _new_session_id()
         main = _main_source(items, source)
+        exp = assigned.experiment if assigned else None
+        variant = assigned.variant if assigned else None
         logged = None
         if record:
             logged = self.rec_log.put(
@@ -680,13 +724,17 @@ class RecService:
                     [i.movie_id for i in items],
                     [i.source for i in items],
                     main,
+                    experiment=exp,
+                    variant=variant,
                 ),
                 loop,
             )
         # (an API replica's lists come from worker threads: a thread's future)
         if isinstance(logged, Future) and self.shared is not None:
             logged.add_done_callback(self._release_unlogged(user_id, items))
-        result = RecResult(user_id, session_id, items, main, logged=logged)
+        result = RecResult(
+            user_id, session_id, items, main, experiment=exp, variant=variant, logged=logged
+        )
         for listener in self.rec_listeners:
             listener(result, time.perf_counter() - t0, source)
         return result
@@ -735,6 +783,63 @@ class RecService:
             [Event(entry.user_id, movie_id, kind, client_event_id=f"fb:{session_id}:{movie_id}")]
         )
         return fb
+
+    # -- experiments (cinerec.experiments) -------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        variants: Sequence[Variant],
+        *,
+        metric: str = "like_rate",
+        salt: str | None = None,
+    ) -> Experiment:
+        """Start an A/B experiment (at most one runs at a time); users are split between
+        the variants from their next list on."""
+        sources = sorted(self.engine.recommenders)
+        try:
+            exp = self.experiments.create(name, variants, sources, metric=metric, salt=salt)
+        except ExperimentConflictError as exc:
+            raise ConflictError(str(exc)) from exc
+        except ExperimentError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        self._assignment_changed()
+        return exp
+
+    def experiment(self, experiment_id: str) -> Experiment:
+        exp = self.experiments.get(experiment_id)
+        if exp is None:
+            raise NotFoundError(f"no experiment {experiment_id!r}")
+        return exp
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.experiments.list()
+
+    def experiment_report(self, experiment_id: str) -> dict[str, Any]:
+        """Per-variant figures with 95 % intervals and the verdict (flushes the log first,
+        so every list answered so far counts)."""
+        self.experiment(experiment_id)
+        self.rec_log.flush()
+        return self.experiments.report(experiment_id)
+
+    def stop_experiment(self, experiment_id: str) -> Experiment:
+        """Stop a running experiment: everyone gets the default setting again."""
+        return self._experiment_change(lambda: self.experiments.stop(experiment_id))
+
+    def promote_variant(self, experiment_id: str, variant: str) -> Experiment:
+        """Make a variant's setting what everyone gets (persisted; stops the experiment)."""
+        return self._experiment_change(lambda: self.experiments.promote(experiment_id, variant))
+
+    def _experiment_change(self, change: Callable[[], Experiment]) -> Experiment:
+        try:
+            exp = change()
+        except LookupError as exc:
+            raise NotFoundError(str(exc)) from exc
+        except ExperimentConflictError as exc:
+            raise ConflictError(str(exc)) from exc
+        except ExperimentError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        self._assignment_changed()
+        return exp
 
 
 def _main_source(items: Sequence[Recommended], forced: str | None) -> str:

@@ -13,6 +13,10 @@ MODULES = [
     "cinerec.evaluation.data",
     "cinerec.models",
     "cinerec.models.features",
+    "cinerec.observability.online",
+    "cinerec.observability.experiments",
+    "cinerec.experiments",
+    "cinerec.experiments_cli",
 ]
 
 

@@ -24,6 +24,7 @@ from tests.training.test_training import train_job
 
 from cinerec.api.main import create_app, create_collector_app
 from cinerec.config import load_settings
+from cinerec.domain import Variant
 from cinerec.ingest import synthetic_catalog, synthetic_events
 from cinerec.service import RecService
 
@@ -134,6 +135,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     api = TestClient(create_app(svc), headers=OBS_ADMIN)
     collector = TestClient(create_collector_app(svc))
     train_job(api, "full")
+    exp = svc.create_experiment(
+        "deploy", [Variant("ranker", 0.5), Variant("popular", 0.5, "popular", False)]
+    )
     for u in range(5):
         ids = api.get(f"/recs/new-{u}").json()["item_ids"]
         body = {"user_id": f"new-{u}", "item_ids": ids[:2], "actions": ["like", "dislike"]}
@@ -142,6 +146,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     assert api.get("/api/v1/recommendations/new-1?source=popular").status_code == 200
     assert api.get("/no/such/page").status_code == 404
     svc.rec_log.flush()
+    svc.experiment_report(exp.id)  # the experiment series, as a scrape would refresh them
     api.app.state.metrics.online.refresh()  # type: ignore[attr-defined]
     api.app.state.metrics.probe.check()  # type: ignore[attr-defined]
     yield names(scrape(api)) | names(scrape(collector))

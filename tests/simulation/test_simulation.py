@@ -25,10 +25,18 @@ from cinerec.simulation import (
 )
 from cinerec.simulation.policies import CourseBaselinePolicy, MostPopularPolicy
 from cinerec.simulation.runner import genre_diversity, score_answer
-from e2e.test_http import start_server
+from e2e.test_http import ADMIN_TOKEN, start_server
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "cinerec" / "demo_data" / "ml-latest-small"
 FAST = Behaviour(requests=3, concurrency=5, time_scale=0.0)
+RANKER_VS_POPULAR = {
+    "name": "sim",
+    "salt": "sim-salt",
+    "variants": [
+        {"name": "ranker", "share": 0.5, "source": None, "explore": True},
+        {"name": "popular", "share": 0.5, "source": "popular", "explore": False},
+    ],
+}
 
 
 def small_world(n_items: int = 60, n_users: int = 8) -> World:
@@ -126,6 +134,28 @@ def test_run_against_the_service_in_process(tmp_path: Path) -> None:
     assert svc.engine.n_events > 0
 
 
+def test_the_simulator_reports_per_variant_as_the_service_does(tmp_path: Path) -> None:
+    world = small_world(n_items=200, n_users=30)
+    svc = in_process_service(f"sqlite:///{tmp_path / 'sim.db'}")
+    try:
+        result = asyncio.run(run(ServiceTarget(svc), world, FAST, RANKER_VS_POPULAR))
+    finally:
+        svc.close()
+    sim = result.by_variant()
+    rep = result.experiment_report
+    assert rep is not None and result.experiment is not None
+    assert set(sim) == {"ranker", "popular"}
+    assert sum(v["users"] for v in sim.values()) == len(world.users)
+    for v in rep["variants"]:
+        mine = sim[v["name"]]
+        # Same users, same lists; the simulated users like exactly the relevant movies
+        # they are shown, so the service's like rate is the simulator's precision@10 and
+        # its P@3 the simulator's.
+        assert (v["users"], v["lists"]) == (mine["users"], mine["answers"])
+        assert v["like_rate"]["value"] == pytest.approx(mine["precision@10"], abs=1e-6)
+        assert v["precision_at_3"]["value"] == pytest.approx(mine["precision@3"], abs=1e-6)
+
+
 def test_simulate_writes_a_report_with_references(tmp_path: Path) -> None:
     world = small_world()
     results, doc = simulate(
@@ -149,9 +179,13 @@ def test_run_over_http_contract_a(tmp_path: Path) -> None:
         collector = str(server.collector.base_url).rstrip("/")
         world = small_world(n_items=300, n_users=10)
         # simulate() runs and closes the HTTP client in one event loop
-        [result], _ = simulate(world, HttpTarget(url, collector), [], FAST)
+        target = HttpTarget(url, collector, admin_token=ADMIN_TOKEN)
+        [result], _ = simulate(world, target, [], FAST, experiment=RANKER_VS_POPULAR)
         s = result.summary()
         assert s["errors"] == 0 and s["answers"] == 30
+        # The experiment ran in the server: its report covers every answer.
+        assert result.experiment_report is not None
+        assert sum(v["lists"] for v in result.experiment_report["variants"]) == 30
         assert s["latency_mean_ms"] > 0
         stats = server.main.get("/api/v1/health").json()
         assert stats["movies"] == 300 and stats["events"] > 0

@@ -7,7 +7,17 @@ import time
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from cinerec.domain import Account, Event, EventKind, Feedback, Movie, RecLogEntry, User
+from cinerec.domain import (
+    Account,
+    Event,
+    EventKind,
+    Experiment,
+    Feedback,
+    Movie,
+    RecLogEntry,
+    User,
+    Variant,
+)
 from cinerec.store import Store
 from cinerec.store.sql import SqlStore
 from cinerec.store.tables import metadata
@@ -207,3 +217,36 @@ def test_accounts_are_created_once_and_wiped(store: Store) -> None:
     assert (got.password_hash, got.role, got.created_at) == ("$argon2id$hash-1", "user", 5.0)
     store.wipe()
     assert store.get_account("alice") is None
+
+
+def test_experiments_are_saved_replaced_listed_and_wiped(store: Store) -> None:
+    variants = [Variant("ranker", 0.25), Variant("pop", 0.75, "popular", False)]
+    first = Experiment("e1", "ranker vs popular", "salt-1", variants, created_at=10.0)
+    second = Experiment("e2", "later", "salt-2", variants, "ndcg_at_10", created_at=20.0)
+    store.save_experiment(first)
+    store.save_experiment(second)
+    assert store.get_experiment("e1") == first
+    assert store.get_experiment("missing") is None
+    assert [e.id for e in store.list_experiments()] == ["e2", "e1"]  # newest first
+    promoted = Experiment(
+        "e1", first.name, "salt-1", variants, "like_rate", "promoted", "pop", 10.0, 30.0
+    )
+    store.save_experiment(promoted)  # replaces by id
+    assert store.get_experiment("e1") == promoted
+    assert len(store.list_experiments()) == 2
+    store.wipe()
+    assert store.list_experiments() == []
+
+
+def test_logged_lists_carry_their_experiment_and_variant(store: Store) -> None:
+    now = time.time()
+    inside = RecLogEntry(
+        "s1", "u1", ["m1"], ["popular"], "popular", None, now, experiment="e1", variant="pop"
+    )
+    other = RecLogEntry("s2", "u2", ["m2"], ["als"], "als", None, now, "e2", "ranker")
+    outside = RecLogEntry("s3", "u1", ["m3"], ["als"], "als", None, now)
+    store.log_recommendations([inside, other, outside])
+    assert store.get_rec_log("s1") == inside
+    assert store.get_rec_log("s3") == outside and outside.experiment is None
+    assert list(store.iter_experiment_log("e1")) == [inside]
+    assert list(store.iter_experiment_log("none")) == []

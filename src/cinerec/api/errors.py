@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from cinerec.engine import UnknownSourceError
 from cinerec.security import AuthError, ForbiddenError
+from cinerec.service import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from cinerec.service import ForbiddenError as SessionForbiddenError
-from cinerec.service import InvalidInputError, NotFoundError, UnavailableError
 from cinerec.store import RefusedValueError, StoreUnavailableError
 
 
@@ -89,6 +89,10 @@ async def invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": str(exc)})
 
 
+async def conflict(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """A dependency is down (database, broker, Redis): nothing was done; retry later."""
     detail = str(exc)
@@ -128,6 +132,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(InvalidInputError, invalid_input)
+    app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(UnknownSourceError, unknown_source)
     app.add_exception_handler(RefusedValueError, unstorable)
     app.add_exception_handler(UnavailableError, unavailable)

@@ -22,7 +22,16 @@ from cinerec.api.middleware import (
     RecsFastPath,
     RequestIdMiddleware,
 )
-from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
+from cinerec.api.routes import (
+    admin,
+    auth,
+    catalog,
+    cinema,
+    events,
+    experiments,
+    grader,
+    metrics,
+)
 from cinerec.api.schemas import MAX_ID, StatusResponse
 from cinerec.config import Settings
 from cinerec.observability.metrics import RoleMetrics, api_metrics, collector_metrics
@@ -110,6 +119,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(events.writes)
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(experiments.router)
     return app
 
 

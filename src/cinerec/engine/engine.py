@@ -20,12 +20,15 @@ from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine.ids import IdMap
 from cinerec.engine.plans import (
+    DEFAULT_SETTING,
+    FORCED_DEPTH,
     PLAN_DEPTH,
     PLAN_EXPLORE_LISTS,
     RANKED_FIRST,
     SHARED_EXPLORE,
     Cursor,
     Plan,
+    RankingSetting,
 )
 from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
@@ -86,6 +89,10 @@ class Viewer:
         return len(self.shown)
 
 
+def _default_setting(user_id: str) -> RankingSetting:
+    return DEFAULT_SETTING
+
+
 #: a viewer shown more movies than this becomes a full UserState (``in`` on the compact
 #: array is a scan)
 VIEWER_MAX_SHOWN = 100
@@ -128,7 +135,12 @@ class Engine:
         #: plan was served: the service makes a fresh one in the background. Unset, stale
         #: plans are made again at once.
         self.on_stale: Callable[[str | None], None] | None = None
-        self._shared_plan: Plan | None = None
+        #: the ranking setting of a user's default list (an experiment's variant; the
+        #: service sets it, see :meth:`set_assignment`) and every setting it may return
+        self.setting_for: Callable[[str], RankingSetting] = _default_setting
+        self.settings_in_use: tuple[RankingSetting, ...] = (DEFAULT_SETTING,)
+        #: the one plan per ranking setting of the users with no history
+        self._shared_plans: dict[RankingSetting, Plan] = {}
         #: (key, value) caches of per-list catalogue figures that change slowly
         self._servable: tuple[tuple[int, int], np.ndarray] | None = None
         self._explore_slots: tuple[tuple[int, int, int], int] | None = None
@@ -199,7 +211,7 @@ class Engine:
             self.impressions.clear()
             self.generation += 1
             self.version += 1
-            self._shared_plan = None
+            self._shared_plans = {}
             with self._pending_lock:
                 self._pending = {}
             self.catalog = Catalog(self.half_life_days)
@@ -475,6 +487,7 @@ class Engine:
         genres: Sequence[str] = (),
         explore: bool = True,
         mark_shown: bool = True,
+        setting: RankingSetting = DEFAULT_SETTING,
     ) -> list[Recommended]:
         """Top-``k`` movies for a user, each with the source that chose it.
 
@@ -483,10 +496,17 @@ class Engine:
         With ``mark_shown`` the answer joins the user's never-show-again set before the lock
         is released, so concurrent requests of the same user never overlap, and the feature
         rows of what was shown wait for the user's reaction (online ranker training).
+
+        ``setting`` is the user's ranking setting (an experiment's variant): the default list
+        is served from a plan made for it, and a filtered list or a preview follows its
+        forced source and exploration unless ``source`` is given.
         """
         with self.lock:
             if source is None and not exclude and not genres and mark_shown:
-                return self._external(self._serve(user_id, k, explore))
+                return self._external(self._serve(user_id, k, explore, setting))
+            if source is None:  # the setting's, unless the caller chose
+                source = setting.source if setting.source in self.recommenders else None
+                explore = explore and setting.explore
             u = self.user(user_id, create=mark_shown)
             cat = self.catalog
             ex = [i for i in (cat.ids.get(m) for m in exclude) if i is not None]
@@ -515,9 +535,12 @@ class Engine:
     def _uses_shared_plan(self, u: UserState | None) -> bool:
         return u is None or (not u.interactions and not u.favorite_genres)
 
-    def make_plan(self, u: UserState | None) -> Plan:
+    def make_plan(self, u: UserState | None, setting: RankingSetting = DEFAULT_SETTING) -> Plan:
         """Ask the sources and the ranker for a user's candidates (``None``: the shared plan
-        of users with no history). Call under the lock."""
+        of users with no history), for one ranking setting. Call under the lock."""
+        if setting.source is not None and setting.source in self.recommenders:
+            return self._forced_plan(u, setting)
+        # A forced source that is gone (a model dropped by a wipe) serves the default list.
         cat = self.catalog
         shared = u is None
         ok = self.policy.allowed(u, cat)
@@ -541,18 +564,8 @@ class Engine:
             name: (prop, cands.scores[name][prop].astype(np.float64))
             for name, prop in cands.proposals.items()
         }
-        # Exploration: several lists' worth of least-shown picks, ordered by taste.
-        want = (
-            SHARED_EXPLORE
-            if shared
-            else PLAN_EXPLORE_LISTS * max(1, self.policy.exploration_slots(cat, 10))
-        )
-        picks: list[Pick] = []
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
-        ok_explore = ok.copy()
-        ok_explore[ranked[:RANKED_FIRST]] = False
-        self.policy._explore(picks, set(), ok_explore, cat, want, taste, [1.0] * len(taste))
-        explore = np.fromiter((p.idx for p in picks), dtype=np.int64, count=len(picks))
+        explore = self._explore_pool(shared, ok, ranked, taste)
         keep = evidence and len(cands) > 0
         return Plan(
             version=self.version,
@@ -569,23 +582,90 @@ class Engine:
             features=cands.features if keep else None,
             names=cands.names if keep else [],
             shared=shared,
+            setting=setting,
         )
 
-    def _plan_for(self, u: UserState) -> Plan:
-        """The plan to serve ``u`` from: made now when there is none or the user acted since
-        (the list must reflect it), and for the shared plan when the models changed; served
-        stale (and refreshed in the background) when only the models or the clock moved on."""
+    def _explore_pool(
+        self,
+        shared: bool,
+        ok: np.ndarray,
+        ranked: np.ndarray,
+        taste: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    ) -> np.ndarray:
+        """Exploration picks of a plan: several lists' worth of least-shown movies, ordered
+        by the taste of ``taste``'s sources."""
+        cat = self.catalog
+        want = (
+            SHARED_EXPLORE
+            if shared
+            else PLAN_EXPLORE_LISTS * max(1, self.policy.exploration_slots(cat, 10))
+        )
+        picks: list[Pick] = []
+        ok_explore = ok.copy()
+        ok_explore[ranked[:RANKED_FIRST]] = False
+        self.policy._explore(picks, set(), ok_explore, cat, want, taste, [1.0] * len(taste))
+        return np.fromiter((p.idx for p in picks), dtype=np.int64, count=len(picks))
+
+    def _forced_plan(self, u: UserState | None, setting: RankingSetting) -> Plan:
+        """A plan that serves one source's own order (``setting.source``, a known source):
+        no ranker, no bandit slot, no online evidence for the ranker (its lists are not
+        the ranker's choices); exploration as the setting says."""
+        assert setting.source is not None
+        rec = self.recommenders[setting.source]
+        cat = self.catalog
+        ok = self.policy.allowed(u, cat)
+        sc = rec.scores(u, cat)
+        if sc is None:  # the source abstains: exploration and the fill serve this user
+            ranked, scores = np.empty(0, np.int64), np.empty(0)
+            taste: list[tuple[str, np.ndarray, np.ndarray]] = []
+        else:
+            ranked = top_n(sc, ok, FORCED_DEPTH, getattr(rec, "positive_only", True))
+            ranked = np.asarray(ranked, dtype=np.int64)
+            scores = sc[ranked].astype(np.float64)
+            taste = [(rec.name, ranked, sc)]
+        return Plan(
+            version=self.version,
+            n_events=u.n_events if u is not None else -1,
+            made_at=time.monotonic(),
+            ranked=ranked,
+            sources=[rec.name] * len(ranked),
+            scores=scores,
+            proposals={},
+            drawn=None,
+            explore=self._explore_pool(u is None, ok, ranked, taste),
+            has_ranker=True,
+            shared=u is None,
+            setting=setting,
+        )
+
+    def set_assignment(
+        self, setting_for: Callable[[str], RankingSetting], settings: Iterable[RankingSetting]
+    ) -> None:
+        """Change how users are assigned ranking settings (an experiment started, stopped or
+        promoted). Users' plans made for another setting are made again on their next list;
+        the newcomers' shared plans are made again for the settings now in use."""
+        with self.lock:
+            self.setting_for = setting_for
+            self.settings_in_use = tuple(dict.fromkeys(settings)) or (DEFAULT_SETTING,)
+            self._shared_plans = {}
+        self.refresh([None])
+
+    def _plan_for(self, u: UserState, setting: RankingSetting) -> Plan:
+        """The plan to serve ``u`` from: made now when there is none, the user acted since
+        (the list must reflect it) or it was made for another setting, and for the shared
+        plan when the models changed; served stale (and refreshed in the background) when
+        only the models or the clock moved on."""
         shared = self._uses_shared_plan(u)
-        plan = self._shared_plan if shared else u.plan
+        plan = self._shared_plans.get(setting) if shared else u.plan
         if (
             plan is None
-            or (not shared and plan.n_events != u.n_events)
+            or (not shared and (plan.n_events != u.n_events or plan.setting != setting))
             # the one plan of every newcomer follows a model swap at once
             or (shared and plan.version != self.version)
         ) or (plan.outdated(self.version) and not self._ask_refresh(plan, u.id)):
-            plan = self.make_plan(None if shared else u)
+            plan = self.make_plan(None if shared else u, setting)
         if shared:
-            self._shared_plan = plan
+            self._shared_plans[setting] = plan
         else:
             u.plan = plan
         return plan
@@ -609,24 +689,33 @@ class Engine:
             with self.lock:
                 self._drain()
                 if uid is None:
-                    self._shared_plan = self.make_plan(None)
-                    made += 1
+                    for setting in self.settings_in_use:
+                        self._shared_plans[setting] = self.make_plan(None, setting)
+                        made += 1
                     continue
                 u = self.user(uid, create=False)
                 if u is None or self._uses_shared_plan(u):
                     continue
                 p = u.plan
+                setting = self.setting_for(uid)
                 if (
                     p is None
                     or p.n_events != u.n_events
                     or p.version != self.version
+                    or p.setting != setting
                     or p.refreshing
                 ):
-                    u.plan = self.make_plan(u)
+                    u.plan = self.make_plan(u, setting)
                     made += 1
         return made
 
-    def try_serve(self, user_id: str, k: int, explore: bool = True) -> list[Recommended] | None:
+    def try_serve(
+        self,
+        user_id: str,
+        k: int,
+        explore: bool = True,
+        setting: RankingSetting = DEFAULT_SETTING,
+    ) -> list[Recommended] | None:
         """The default list (as :meth:`recommend`) if the user's plan can serve it now,
         without the engine lock: the event loop calls this, so a reader never waits for a
         plan being made, training, a large batch or a wipe. None when the plan needs making
@@ -640,7 +729,7 @@ class Engine:
         idx = self.user_ids.get(user_id)
         u = self.users.get(idx) if idx is not None else None
         shared = u is None or self._uses_shared_plan(u)
-        plan = self._shared_plan if shared else u.plan  # type: ignore[union-attr]
+        plan = self._shared_plans.get(setting) if shared else u.plan  # type: ignore[union-attr]
         servable = self._servable[1] if self._servable is not None else None
         slots = self._explore_slots
         if (
@@ -650,6 +739,7 @@ class Engine:
             or slots is None
             or slots[0][:2] != (k, self.version)
             or (u is not None and not shared and plan.n_events != u.n_events)
+            or plan.setting != setting  # a user's plan from before an experiment changed
             or (shared and plan.version != self.version)  # remade once, on the locked path
         ):
             return None
@@ -659,6 +749,7 @@ class Engine:
             return None
         viewer = self.viewers.get(idx) if idx is not None and u is None else None
         seen: Container[int] = u.seen if u is not None else (viewer if viewer is not None else ())
+        explore = explore and setting.explore
         n_explore = slots[1] if explore else 0
         with self._pending_lock:
             if self.generation != gen:
@@ -721,14 +812,17 @@ class Engine:
         if not plan.shared:  # a user's plan is evidence for its first list only
             plan.features = plan.cand_idx = None
 
-    def _serve(self, user_id: str, k: int, explore: bool) -> list[Pick]:
+    def _serve(self, user_id: str, k: int, explore: bool, setting: RankingSetting) -> list[Pick]:
         """A default list from the user's plan; marks it shown. Call under the lock."""
         self._drain()
         u = self.user(user_id)
         assert u is not None
-        plan = self._plan_for(u)
+        plan = self._plan_for(u, setting)
+        explore = explore and setting.explore
         servable = self._servable_now()
-        n_explore = self._exploration_slots(k) if explore else 0
+        # Counted even when this list does not explore: the lock-free path needs it cached.
+        slots = self._exploration_slots(k)
+        n_explore = slots if explore else 0
         for fill in (False, True):
             # The fast path may serve this user meanwhile: take and mark under its lock.
             with self._pending_lock:
@@ -750,9 +844,9 @@ class Engine:
                     return picks
             # The plan ran dry (or is from before what the user has since seen): make it
             # again, outside the fast path's lock.
-            plan = self.make_plan(None if plan.shared else u)
+            plan = self.make_plan(None if plan.shared else u, setting)
             if plan.shared:
-                self._shared_plan = plan
+                self._shared_plans[setting] = plan
             else:
                 u.plan = plan
         raise AssertionError("unreachable")
@@ -798,7 +892,7 @@ class Engine:
         if not plan.has_ranker:
             n_bandit = n_main
         else:
-            n_bandit = 1 if explore and n_main > 1 and not plan.shared else 0
+            n_bandit = 1 if explore and n_main > 1 and not plan.shared and plan.proposals else 0
         n_ok = len(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
@@ -866,8 +960,9 @@ class Engine:
             walk_shared(plan.explore)
         else:
             e = walk(plan.explore, e)
-            if self._shared_plan is not None:  # once this plan's own picks are used up
-                walk_shared(self._shared_plan.explore)
+            fallback = self._shared_plans.get(plan.setting)
+            if fallback is not None:  # once this plan's own picks are used up
+                walk_shared(fallback.explore)
         cursor = Cursor(
             resume(ranked, start.ranked),
             e,

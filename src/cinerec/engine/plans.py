@@ -14,7 +14,12 @@ Serving a list from a plan is a walk down those arrays that skips what the user 
 since: microseconds. A plan is *invalid* once the user has acted since it was made (the next
 list must reflect the like) and is then made again before serving; it is *stale* once the
 serving models changed or it grew old, and is then served once more while a fresh one is made
-in the background. Users with no history and no favourite genres share one plan.
+in the background. Users with no history and no favourite genres share one plan per ranking
+setting.
+
+A plan is made for one :class:`RankingSetting` (an experiment's variant, or what a promoted
+variant made the default): the learned ranker over every source, or one forced source. A
+user's plan made for another setting than the user's current one is invalid.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import numpy as np
 #: worth, so a user who asks again and again without acting is served from the same plan
 #: (the first lists' order does not depend on it, see ``ranking.gather``)
 PLAN_DEPTH = 150
+#: a plan that serves one source's own order (an experiment's variant) holds this many
+FORCED_DEPTH = 800
 #: exploration picks movies outside the ranker's first this many (its first lists): those
 #: the ranker shows anyway
 RANKED_FIRST = 200
@@ -54,6 +61,20 @@ class Cursor:
     ranked: int
     explore: int
     proposals: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RankingSetting:
+    """How a user's default list is made: ``source`` None is the learned ranker over every
+    source (with the bandit slot); a source name serves that source's own order alone.
+    ``explore`` False leaves out the exploration and bandit slots."""
+
+    source: str | None = None
+    explore: bool = True
+
+
+#: the default list
+DEFAULT_SETTING = RankingSetting()
 
 
 @dataclass(slots=True)
@@ -87,6 +108,8 @@ class Plan:
     #: a user's plan: where the walk of ``ranked``, ``explore`` and each source's proposals
     #: resumes (everything before is shown or may not be shown; see ``Engine._take``)
     cursor: Cursor = field(default_factory=lambda: Cursor(0, 0, {}))
+    #: what the plan was made for
+    setting: RankingSetting = DEFAULT_SETTING
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),

@@ -341,6 +341,45 @@ class StateCollector(Collector):
             up.add_metric([name], value)
         yield up
         yield from self._online()
+        yield from self._experiment()
+
+    def _experiment(self) -> Iterator[Any]:
+        """The running experiment's per-variant figures, from its last report (recomputed
+        in the background when older than the online refresh interval)."""
+        ex = self.svc.experiments
+        ex.maybe_refresh_report(self.svc.settings.online_refresh_s)
+        rep = ex.last_report
+        labels = ["experiment", "variant"]
+        impressions = CounterMetricFamily(
+            "cinerec_experiment_impressions",
+            "Movies shown in the running experiment, by variant",
+            labels=labels,
+        )
+        likes = CounterMetricFamily(
+            "cinerec_experiment_likes",
+            "Shown movies liked within the attribution window, by variant of the running "
+            "experiment",
+            labels=labels,
+        )
+        users = GaugeMetricFamily(
+            "cinerec_experiment_users",
+            "Users shown a list in the running experiment, by variant",
+            labels=labels,
+        )
+        rate = GaugeMetricFamily(
+            "cinerec_experiment_like_rate",
+            "Likes per impression in the running experiment, by variant",
+            labels=labels,
+        )
+        if rep is not None:
+            for v in rep["variants"]:
+                key = [rep["id"], v["name"]]
+                impressions.add_metric(key, v["impressions"])
+                likes.add_metric(key, v["likes"])
+                users.add_metric(key, v["users"])
+                value = v["like_rate"]["value"]
+                rate.add_metric(key, math.nan if value is None else value)
+        yield from (impressions, likes, users, rate)
 
     def _online(self) -> Iterator[Any]:
         self.online.maybe_refresh()

@@ -11,7 +11,10 @@ to user ``u`` at ``t0``:
   belong to that list); liked feedback on this very session always counts;
 - ``hits@K = |L[:K] ∩ relevant(L)|``;
 - ``P@K = hits@K / min(K, |L|)`` and ``R@K = hits@K / |relevant(L)|`` (only for lists with
-  ``relevant(L)`` non-empty).
+  ``relevant(L)`` non-empty);
+- ``nDCG@K = DCG@K / IDCG@K`` with binary gains (a hit at position ``i``, from 0, earns
+  ``1 / log2(i + 2)``) and the ideal of ``min(K, |relevant(L)|)`` hits at the top; 0 for a
+  list with ``relevant(L)`` empty (like P@K, so that every list counts).
 
 A group's figure is the mean over its lists (recall: over its lists with a like). Lists are
 grouped by the source that produced most of the list (contract B's ``source``: ``als``,
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -99,6 +103,13 @@ class ListScore:
     n_relevant: int
     #: per slot: the source that chose it, and whether it was a hit
     slots: list[tuple[str, bool]]
+    #: K → nDCG@K (binary gains; 0 when nothing was relevant)
+    ndcg: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def likes(self) -> int:
+        """Hits anywhere in the list."""
+        return sum(hit for _, hit in self.slots)
 
     def precision(self, k: int) -> float:
         return self.hits[k] / min(k, self.n_shown) if self.n_shown else 0.0
@@ -155,11 +166,26 @@ def score_lists(
                     {k: sum(hit[:k]) for k in ks},
                     len(relevant),
                     list(zip(sources, hit, strict=True)),
+                    {k: ndcg(hit, len(relevant), k) for k in ks},
                 )
             )
             shown_before.update(e.movie_ids)
     out.sort(key=lambda s: s.ts)
     return out
+
+
+def ndcg(hits: Sequence[bool], n_relevant: int, k: int) -> float:
+    """nDCG@k of one list with binary gains: its DCG over the DCG of ``min(k, n_relevant)``
+    hits at the top (0 when nothing is relevant).
+
+    >>> round(ndcg([False, True, False], 2, 3), 4)
+    0.3869
+    """
+    if n_relevant <= 0:
+        return 0.0
+    dcg = sum(1.0 / math.log2(i + 2) for i, h in enumerate(hits[:k]) if h)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, n_relevant)))
+    return dcg / ideal
 
 
 @dataclass(slots=True)

@@ -67,9 +67,11 @@ def simulate(
     behaviour: Behaviour,
     out: Path | None = None,
     meta: dict[str, Any] | None = None,
+    experiment: dict[str, Any] | None = None,
 ) -> tuple[list[RunResult], dict[str, Any] | None]:
     """Run the service (if given) and each reference policy on the same users, one after
-    the other; write the report to ``out`` (``.json`` + ``.png``) when given."""
+    the other; write the report to ``out`` (``.json`` + ``.png``) when given. The service
+    runs ``experiment`` (the body of ``POST /api/v1/admin/experiments``) when given."""
     targets: list[tuple[Target, Behaviour]] = []
     if service is not None:
         targets.append((service, behaviour))
@@ -80,7 +82,7 @@ def simulate(
 
     async def one(target: Target, b: Behaviour) -> RunResult:
         try:
-            return await run(target, world, b)
+            return await run(target, world, b, experiment if target is service else None)
         finally:
             await target.close()  # in the loop that used it (HTTP clients are bound to it)
 

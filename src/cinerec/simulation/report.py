@@ -128,3 +128,42 @@ def plot(series: dict[str, dict[str, list[float]]], path: Path, title: str = "")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def experiment_table(result: RunResult) -> str:
+    """The simulator's own per-variant figures beside the service's report of the same
+    experiment (its values and 95 % intervals), as a Markdown table, then the service's
+    verdict. The like rate is compared with the simulator's precision@10 (its users like
+    exactly the relevant movies they are shown, and every list has 10)."""
+    rep = result.experiment_report
+    if rep is None:
+        return "no experiment"
+    sim = result.by_variant()
+    head = (
+        "| variant | users (sim / service) | lists (sim / service) | precision@10 sim | "
+        "like rate service [95 % CI] | P@3 sim | P@3 service [95 % CI] | nDCG@10 sim | "
+        "nDCG@10 service [95 % CI] |"
+    )
+    lines = [head, "|" + "---|" * 9]
+
+    def fig(f: dict[str, Any]) -> str:
+        if f["value"] is None:
+            return "-"
+        ci = f.get("ci95")
+        return f"{f['value']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+    for v in rep["variants"]:
+        s = sim.get(v["name"], {"users": 0, "answers": 0})
+        lines.append(
+            f"| {v['name']} | {s['users']} / {v['users']} | {s['answers']} / {v['lists']} | "
+            f"{s.get('precision@10', 0.0):.4f} | {fig(v['like_rate'])} | "
+            f"{s.get('precision@3', 0.0):.4f} | {fig(v['precision_at_3'])} | "
+            f"{s.get('ndcg@10', 0.0):.4f} | {fig(v['ndcg_at_10'])} |"
+        )
+    for d in rep["differences"]:
+        lines.append(
+            f"\nservice: {d['variant']} - {d['minus']}: like rate {fig(d['like_rate'])}, "
+            f"P@3 {fig(d['precision_at_3'])}, nDCG@10 {fig(d['ndcg_at_10'])}"
+        )
+    lines.append(f"\nservice verdict ({rep['verdict']['metric']}): {rep['verdict']['message']}")
+    return "\n".join(lines)

@@ -15,6 +15,11 @@ first time it reaches the user (shown, or found by the user); precision and nDCG
 gains, ideal = as many hits as the user still has relevant movies, at most K) per answer,
 averaged over answers; intra-list genre diversity per answer; catalogue coverage over the
 whole run; ``/recs`` latency as the client sees it.
+
+With an experiment (``run(..., experiment=...)``), the target starts it after its set-up, and
+each answer is also put in its user's variant, computed from the experiment's salt exactly as
+the service assigns it; :meth:`RunResult.by_variant` gives the simulator's own figures per
+variant, and the service's report of the experiment is fetched at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cinerec.domain import Experiment, Variant
+from cinerec.experiments import assign
 from cinerec.simulation.policies import ReferencePolicy
 from cinerec.simulation.world import SimUser, World
 
@@ -65,10 +72,17 @@ class Target(Protocol):
 class HttpTarget:
     """The service over HTTP, through contract A exactly as the grader drives it."""
 
-    def __init__(self, url: str, collector_url: str | None = None, name: str = "service") -> None:
+    def __init__(
+        self,
+        url: str,
+        collector_url: str | None = None,
+        name: str = "service",
+        admin_token: str | None = None,
+    ) -> None:
         import httpx
 
         self.name = name
+        self.admin_token = admin_token
         self.url = url.rstrip("/")
         self.collector_url = (collector_url or url).rstrip("/")
         self.client = httpx.AsyncClient(
@@ -98,6 +112,24 @@ class HttpTarget:
         r = await self.client.post(f"{self.collector_url}/interact", json=body)
         r.raise_for_status()
 
+    async def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start an experiment through the admin API (``admin_token`` when auth is on)."""
+        r = await self.client.post(
+            f"{self.url}/api/v1/admin/experiments", json=body, headers=self._admin()
+        )
+        r.raise_for_status()
+        return dict(r.json())
+
+    async def experiment_report(self, experiment_id: str) -> dict[str, Any]:
+        r = await self.client.get(
+            f"{self.url}/api/v1/admin/experiments/{experiment_id}", headers=self._admin()
+        )
+        r.raise_for_status()
+        return dict(r.json())
+
+    def _admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -122,6 +154,23 @@ class ServiceTarget:
         now = time.time()
         pairs = zip(item_ids, actions, strict=True)
         self.svc.record_events([Event(user_id, m, EventKind(a), ts=now) for m, a in pairs])
+
+    async def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        variants = [Variant(**v) for v in body["variants"]]
+        kwargs = {k: body[k] for k in ("metric", "salt") if body.get(k)}
+        exp = self.svc.create_experiment(body["name"], variants, **kwargs)
+        return {
+            "id": exp.id,
+            "name": exp.name,
+            "salt": exp.salt,
+            "variants": [
+                {"name": v.name, "share": v.share, "source": v.source, "explore": v.explore}
+                for v in exp.variants
+            ],
+        }
+
+    async def experiment_report(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self.svc.experiment_report(experiment_id))
 
     async def close(self) -> None:
         pass
@@ -156,6 +205,8 @@ class Answer:
     diversity: float
     latency_ms: float
     coverage: float  # share of the catalogue shown so far, after this answer
+    user_id: str = ""
+    precision_at_3: float = 0.0
 
 
 @dataclass(slots=True)
@@ -169,6 +220,31 @@ class RunResult:
     error_samples: list[str] = field(default_factory=list)
     shown: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    #: the experiment the target ran (as the API returned it), each user's variant, and
+    #: the service's report of it at the end of the run
+    experiment: dict[str, Any] | None = None
+    variant_of: dict[str, str] = field(default_factory=dict)
+    experiment_report: dict[str, Any] | None = None
+
+    def by_variant(self) -> dict[str, dict[str, Any]]:
+        """The simulator's own figures per variant of the experiment: users, answers, the
+        like rate (= precision@10: every list has 10 movies and the simulated users like
+        exactly the relevant ones they are shown), precision@3 and nDCG@10."""
+        groups: dict[str, list[Answer]] = {}
+        for a in self.answers:
+            variant = self.variant_of.get(a.user_id)
+            if variant is not None:
+                groups.setdefault(variant, []).append(a)
+        return {
+            name: {
+                "users": len({a.user_id for a in answers}),
+                "answers": len(answers),
+                "precision@10": _mean([a.precision for a in answers]),
+                "precision@3": _mean([a.precision_at_3 for a in answers]),
+                "ndcg@10": _mean([a.ndcg for a in answers if a.ndcg is not None]),
+            }
+            for name, answers in sorted(groups.items())
+        }
 
     def summary(self) -> dict[str, Any]:
         a = self.answers
@@ -249,12 +325,28 @@ def score_answer(user: SimUser, items: list[str]) -> tuple[float, float | None, 
 
 
 # -- the loop -----------------------------------------------------------------------------
-async def run(target: Target, world: World, behaviour: Behaviour | None = None) -> RunResult:
-    """Drive ``target`` with every user of ``world``; the target is set up (cleaned) first."""
+async def run(
+    target: Target,
+    world: World,
+    behaviour: Behaviour | None = None,
+    experiment: dict[str, Any] | None = None,
+) -> RunResult:
+    """Drive ``target`` with every user of ``world``; the target is set up (cleaned) first,
+    then starts ``experiment`` (the body of ``POST /api/v1/admin/experiments``) if given."""
     b = behaviour or Behaviour()
     await target.setup(world)
     users = world.fresh_users()
     result = RunResult(target.name, world.name, world.n_items, len(users))
+    if experiment is not None:
+        started = await target.start_experiment(experiment)  # type: ignore[attr-defined]
+        result.experiment = started
+        exp = Experiment(
+            started["id"],
+            started["name"],
+            started["salt"],
+            [Variant(**v) for v in started["variants"]],
+        )
+        result.variant_of = {u.id: assign(exp, u.id).name for u in users}
     rng = np.random.default_rng(b.seed)
     # One seeded stream per user: every target meets the same users with the same pauses.
     plans = [np.random.default_rng(rng.integers(1 << 62)) for _ in users]
@@ -281,6 +373,7 @@ async def run(target: Target, world: World, behaviour: Behaviour | None = None) 
                 if len(items) != K or len(set(items)) != K:
                     _error(result, f"/recs {u.id}: {len(items)} items, {len(set(items))} distinct")
                 precision, ndcg, hits = score_answer(u, items)
+                top3 = set(items[:3])
                 u.credited.update(hits)
                 u.seen.update(items)
                 result.shown.update(items)
@@ -292,6 +385,8 @@ async def run(target: Target, world: World, behaviour: Behaviour | None = None) 
                         genre_diversity(items[:K], world.genres),
                         latency,
                         len(result.shown) / max(world.n_items, 1),
+                        u.id,
+                        sum(m in top3 for m in hits) / 3,
                     )
                 )
                 await _react(target, u, items, hits, b, urng, result)
@@ -300,6 +395,9 @@ async def run(target: Target, world: World, behaviour: Behaviour | None = None) 
 
     await asyncio.gather(*(one_user(u, p) for u, p in zip(users, plans, strict=True)))
     result.seconds = time.perf_counter() - t0
+    if result.experiment is not None:
+        report = target.experiment_report  # type: ignore[attr-defined]
+        result.experiment_report = await report(result.experiment["id"])
     return result
 
 

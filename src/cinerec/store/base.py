@@ -13,6 +13,7 @@ from cinerec.domain import (
     Account,
     Event,
     EventKind,
+    Experiment,
     Feedback,
     ModelRecord,
     Movie,
@@ -171,6 +172,22 @@ class Store(ABC):
         """Events with an event time at or after ``ts`` (of ``kinds`` only, when given)."""
         wanted = set(kinds)
         return (e for _, e in self.iter_events() if e.ts >= ts and (not wanted or e.kind in wanted))
+
+    @abstractmethod
+    def iter_experiment_log(self, experiment_id: str) -> Iterator[RecLogEntry]:
+        """The lists logged in one experiment, in log order."""
+
+    # -- experiments ---------------------------------------------------------------------
+    @abstractmethod
+    def save_experiment(self, experiment: Experiment) -> None:
+        """Insert an experiment or replace the stored one with the same id."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def list_experiments(self) -> list[Experiment]:
+        """Newest first."""
 
     # -- model registry ------------------------------------------------------------------
     @abstractmethod

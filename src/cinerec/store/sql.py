@@ -20,11 +20,13 @@ from cinerec.domain import (
     Account,
     Event,
     EventKind,
+    Experiment,
     Feedback,
     ModelRecord,
     Movie,
     RecLogEntry,
     User,
+    Variant,
 )
 from cinerec.store import tables as t
 from cinerec.store.base import EventRow, RefusedValueError, Store, StoreUnavailableError
@@ -305,6 +307,8 @@ class SqlStore(Store):
                 "source": e.source,
                 "model_version": e.model_version,
                 "ts": e.ts,
+                "experiment": e.experiment,
+                "variant": e.variant,
             }
             for e in entries
         ]
@@ -332,6 +336,8 @@ class SqlStore(Store):
             r.source,
             r.model_version,
             r.ts,
+            r.experiment,
+            r.variant,
         )
 
     def get_rec_log(self, session_id: str) -> RecLogEntry | None:
@@ -399,6 +405,65 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(t.events.c.id)).all()
         return (self._to_event(r) for r in rows)
+
+    def iter_experiment_log(self, experiment_id: str) -> Iterator[RecLogEntry]:
+        with self.engine.connect() as conn:
+            q = (
+                select(t.rec_log)
+                .where(t.rec_log.c.experiment == experiment_id)
+                .order_by(t.rec_log.c.id)
+            )
+            rows = conn.execute(q).all()
+        return (self._to_log(r) for r in rows)
+
+    # -- experiments ---------------------------------------------------------------------
+    def save_experiment(self, experiment: Experiment) -> None:
+        row = {
+            "id": experiment.id,
+            "name": experiment.name,
+            "salt": experiment.salt,
+            "variants": [
+                {"name": v.name, "share": v.share, "source": v.source, "explore": v.explore}
+                for v in experiment.variants
+            ],
+            "metric": experiment.metric,
+            "status": experiment.status,
+            "winner": experiment.winner,
+            "created_at": experiment.created_at,
+            "stopped_at": experiment.stopped_at,
+        }
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(self._upsert(t.experiments, ["id"], row), [row])
+
+    @staticmethod
+    def _to_experiment(r: Row[Any]) -> Experiment:
+        return Experiment(
+            r.id,
+            r.name,
+            r.salt,
+            [Variant(v["name"], v["share"], v["source"], v["explore"]) for v in r.variants],
+            r.metric,
+            r.status,
+            r.winner,
+            r.created_at,
+            r.stopped_at,
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(t.experiments).where(t.experiments.c.id == experiment_id)
+            ).first()
+        return self._to_experiment(r) if r else None
+
+    def list_experiments(self) -> list[Experiment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.experiments).order_by(
+                    t.experiments.c.created_at.desc(), t.experiments.c.id.desc()
+                )
+            ).all()
+        return [self._to_experiment(r) for r in rows]
 
     # -- model registry ------------------------------------------------------------------
     def add_model(self, record: ModelRecord) -> None:

@@ -68,7 +68,10 @@ rec_log = Table(
     Column("source", String(64), nullable=False),
     Column("model_version", String(64), nullable=True),
     Column("ts", Float, nullable=False),
+    Column("experiment", String(64), nullable=True),
+    Column("variant", String(64), nullable=True),
     Index("ix_rec_log_user", "user_id"),
+    Index("ix_rec_log_experiment", "experiment"),
 )
 
 feedback = Table(
@@ -110,4 +113,19 @@ accounts = Table(
     Column("created_at", Float, nullable=False),
 )
 
-ALL_TABLES = (accounts, models, feedback, rec_log, events, users, movies)
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("variants", JSON, nullable=False),
+    Column("metric", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running|stopped|promoted|superseded
+    Column("winner", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Index("ix_experiments_created", "created_at"),
+)
+
+ALL_TABLES = (experiments, accounts, models, feedback, rec_log, events, users, movies)
