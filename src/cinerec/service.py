@@ -24,6 +24,7 @@ from cinerec.cache import Cache, open_cache
 from cinerec.config import Settings
 from cinerec.domain import Event, EventKind, Feedback, Movie, RecLogEntry, User
 from cinerec.engine import Engine, Recommended
+from cinerec.engine.explain import Reason
 from cinerec.store import Store, open_store
 from cinerec.training import Trainer
 
@@ -489,6 +490,11 @@ class RecService:
         for listener in self.rec_listeners:
             listener(result, time.perf_counter() - t0, source)
         return result
+
+    def explain(self, result: RecResult) -> list[Reason]:
+        """A reason a person can read for each movie of a list ("because you liked Heat"),
+        made for the listed movies only; contract A never asks for it."""
+        return self.engine.explain(result.user_id, result.items)
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:
         favs: list[str] = []

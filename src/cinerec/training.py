@@ -388,6 +388,25 @@ class ModelRecommender(Recommender):
                 out[cold[0]] = cs[0]
         return out
 
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        """The user's liked movies that add most to the model's score of ``idx``
+        (:meth:`cinerec.models.Model.explain` on the same row the score folds in)."""
+        m = int(self.from_catalog[idx]) if idx < len(self.from_catalog) else -1
+        if m < 0 or m >= self.model.n_items or not user.interactions:
+            return []
+        mine = np.fromiter(user.interactions.keys(), dtype=np.int64)
+        val = np.fromiter(user.interactions.values(), dtype=np.float32, count=len(mine))
+        inside = mine < len(self.from_catalog)
+        cols, val = self.from_catalog[mine[inside]], val[inside]
+        known = cols >= 0
+        row = sp.csr_matrix(
+            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), cols[known])),
+            shape=(1, self.model.n_items),
+        )
+        items, _ = self.model.explain(row, m)
+        liked = (int(self.to_catalog[j]) for j in items)
+        return [i for i in liked if user.likes(i)]
+
     def _cold_items(self, catalog: Catalog) -> tuple[np.ndarray, sp.csr_matrix] | None:
         """Active catalogue movies unknown to the model and their side-feature rows (cached
         until the catalogue changes); None when the model has no named item features."""

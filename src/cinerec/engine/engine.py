@@ -18,6 +18,13 @@ import numpy as np
 
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine.explain import (
+    MAX_BECAUSE,
+    Reason,
+    genre_reason,
+    liked_reason,
+    plain_reason,
+)
 from cinerec.engine.ids import IdMap
 from cinerec.engine.plans import PLAN_EXPLORE_LISTS, PLAN_SIZE, SHARED_EXPLORE, Plan
 from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
@@ -32,6 +39,7 @@ from cinerec.engine.recommenders import (
     PopularRecommender,
     Recommender,
     TopRatedRecommender,
+    genre_profile,
 )
 from cinerec.engine.state import (
     DISLIKE_STARS,
@@ -53,6 +61,10 @@ class Recommended:
 class UnknownSourceError(ValueError):
     pass
 
+
+#: sources whose reason is what they measure, and those led by the user's genres
+_PLAIN_SOURCES = {"popular": "popular", "like_rate": "like_rate", "top_rated": "top_rated"}
+_GENRE_SOURCES = {"genre_top": "genre_top", "genre_popular": "genre_popular", "newest": "new"}
 
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
@@ -877,6 +889,42 @@ class Engine:
                         Recommended(cat.ids.external(int(j)), "similar_genres", float(scores[j]))
                     )
             return out
+
+    def explain(self, user_id: str, items: Sequence[Recommended]) -> list[Reason]:
+        """A reason per recommended movie, from the evidence of the source that chose it
+        (:mod:`cinerec.engine.explain`). Costs a few co-like intersections or one model
+        row per movie: call it for the movies shown, not for a plan's candidates."""
+        with self.lock:
+            cat = self.catalog
+            u = self.user(user_id, create=False)
+            profile = genre_profile(u, cat)
+            out = []
+            for it in items:
+                i = cat.ids.get(it.movie_id)
+                out.append(plain_reason("other") if i is None else self._reason(u, profile, i, it))
+            return out
+
+    def _reason(
+        self, u: UserState | None, profile: np.ndarray | None, i: int, it: Recommended
+    ) -> Reason:
+        cat, source = self.catalog, it.source
+        if source == EXPLORE:
+            return plain_reason("explore")
+        if source in _PLAIN_SOURCES:
+            return plain_reason(_PLAIN_SOURCES[source])
+        if source in _GENRE_SOURCES:
+            genre = None
+            if profile is not None and len(cat.movie_genres[i]):
+                best = max(cat.movie_genres[i], key=lambda g: profile[g])
+                genre = cat.genres.external(best) if profile[best] > 0 else None
+            return genre_reason(_GENRE_SOURCES[source], genre)
+        rec = self.recommenders.get(source)
+        if rec is None or u is None:
+            return plain_reason("other")
+        liked = rec.explain(u, cat, i)[:MAX_BECAUSE]
+        if not liked:
+            return plain_reason("taste")
+        return liked_reason(cat.ids.externals(liked), [cat.titles[j] for j in liked])
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

@@ -30,6 +30,13 @@ class Recommender(ABC):
         The array may be shared and cached: callers must not modify it.
         """
 
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        """The user's liked movies (dense ids) that raised this source's score of ``idx``
+        most, strongest first ("because you liked …"); empty when the score does not come
+        from the user's likes. Called for the few movies of a list, never for every
+        candidate."""
+        return []
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     """Rescale to [0, 1] (a constant array maps to zeros)."""
@@ -153,6 +160,25 @@ class ItemToItemRecommender(Recommender):
         likes = min(len(user.recent_likes), self.recent)
         return np.exp(np.log(np.maximum(p, 1e-12)) + lift / np.sqrt(likes))
 
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        """The user's recent likes whose likers also like ``idx``, by co-likes per
+        ``sqrt(likers(j) * likers(idx))`` (the neighbourhoods this source scores from)."""
+        mine = catalog.likers.get(idx)
+        if not mine:
+            return []
+        a = np.array(mine, dtype=np.int32)  # a copy: the liker arrays keep growing
+        found: list[tuple[float, int]] = []
+        for j in list(user.recent_likes)[-self.recent :]:
+            theirs = catalog.likers.get(j)
+            if not theirs or j == idx:
+                continue
+            b = np.array(theirs, dtype=np.int32)
+            b = b[b != user.idx]
+            co = len(np.intersect1d(a, b, assume_unique=True))
+            if co:
+                found.append((co / np.sqrt(len(a) * max(len(b), 1)), j))
+        return [j for _, j in sorted(found, key=lambda f: -f[0])]
+
     def counts(
         self, user: UserState | None, catalog: Catalog
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -219,6 +245,9 @@ class CoLikesRecommender(Recommender):
 
     def __init__(self, item_to_item: ItemToItemRecommender) -> None:
         self.item_to_item = item_to_item
+
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        return self.item_to_item.explain(user, catalog, idx)
 
     def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
         counts = self.item_to_item.counts(user, catalog)
