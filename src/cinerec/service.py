@@ -366,6 +366,10 @@ class RecService:
     def get_movie(self, movie_id: str) -> Movie | None:
         return self.store.get_movie(movie_id)
 
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        """Visible movies by title, best match first (the store's full-text index)."""
+        return self.store.search_movies(query, limit)
+
     def set_movie_hidden(self, movie_id: str, hidden: bool) -> None:
         if not self.store.set_movie_hidden(movie_id, hidden):
             raise NotFoundError(f"movie {movie_id!r} does not exist")

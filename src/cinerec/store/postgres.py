@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cinerec.domain import Movie
+from cinerec.store.base import search_terms
 from cinerec.store.sql import SqlStore
 
 
@@ -26,3 +28,19 @@ class PostgresStore(SqlStore):
 
     def _insert(self, table: Any) -> Any:
         return pg_insert(table)
+
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        terms = search_terms(query)
+        if not terms:
+            return []
+        # The expression matches the GIN index of migration 0004; the last word a prefix.
+        tsquery = " & ".join(terms) + ":*"
+        sql = text(
+            "SELECT * FROM movies WHERE NOT hidden "
+            "AND to_tsvector('simple', title) @@ to_tsquery('simple', :q) "
+            "ORDER BY ts_rank(to_tsvector('simple', title), to_tsquery('simple', :q)) DESC, id "
+            "LIMIT :limit"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(sql, {"q": tsquery, "limit": limit})
+            return [self._to_movie(r) for r in rows]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
+from cinerec.domain import Movie
+from cinerec.store.base import search_terms
 from cinerec.store.sql import SqlStore
 
 
@@ -42,3 +44,18 @@ class SqliteStore(SqlStore):
 
     def _insert(self, table: Any) -> Any:
         return sqlite_insert(table)
+
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        terms = search_terms(query)
+        if not terms:
+            return []
+        # Each word quoted (never FTS5 syntax); the last one a prefix. bm25: best first.
+        match = " ".join(f'"{w}"' for w in terms) + "*"
+        sql = text(
+            "SELECT m.* FROM movies_fts JOIN movies AS m ON m.rowid = movies_fts.rowid "
+            "WHERE movies_fts MATCH :match AND NOT m.hidden "
+            "ORDER BY bm25(movies_fts), m.id LIMIT :limit"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(sql, {"match": match, "limit": limit})
+            return [self._to_movie(r) for r in rows]
