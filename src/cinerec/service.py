@@ -431,6 +431,16 @@ class RecService:
         page = self.store.user_events(user_id, limit=limit + 1, offset=offset, newest_first=True)
         return page[:limit], len(page) > limit
 
+    def dismissed(self, user_id: str, limit: int = 10_000) -> set[str]:
+        """Movies the user marked "not interested" or disliked (their latest ``limit``
+        events): lists that are not recommendations (similar movies, search) leave them out
+        too."""
+        latest: dict[str, EventKind] = {}
+        for e in self.store.user_events(user_id, limit=limit, newest_first=True):
+            latest.setdefault(e.movie_id, e.kind)  # what the user said last counts
+        gone = (EventKind.NOT_INTERESTED, EventKind.DISLIKE)
+        return {movie for movie, kind in latest.items() if kind in gone}
+
     # -- recommendations -----------------------------------------------------------------
     def recommend(
         self,

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from cinerec import __version__
 from cinerec.api import errors
 from cinerec.api.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
-from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics
+from cinerec.api.routes import admin, auth, catalog, cinema, events, grader, metrics, web
 from cinerec.api.schemas import StatusResponse
 from cinerec.config import Settings
 from cinerec.jobs import TrainingJobs
@@ -89,7 +89,8 @@ def _app(title: str, svc: RecService, owns_service: bool, role: RoleMetrics) -> 
 
 
 def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
-    """The whole service: contract A (when ``contract_a``), contract B and ``/api/v1``."""
+    """The whole service: contract A (when ``contract_a``), contract B, ``/api/v1`` and the
+    web page (``/web``, with its own sign-in whatever ``auth`` says)."""
     app = _app("cinerec", service, owns_service, api_metrics(service))
     if service.settings.contract_a:
         app.include_router(grader.router)
@@ -99,6 +100,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(events.router)
     app.include_router(admin.router)
+    web.install(app)
     return app
 
 
