@@ -298,12 +298,12 @@ def choose_genres(
 ) -> Response:
     limit_user_writes(request, user)
     chosen = list(dict.fromkeys(g.strip() for g in genres if g.strip()))
-    unknown = sorted(set(chosen) - set(catalogue_genres(svc)))
-    if unknown:
-        return _welcome(request, user, svc, f"Unknown genre: {', '.join(unknown)}.", 422)
     if len(chosen) > MAX_FAVORITE_GENRES:
         message = f"Pick at most {MAX_FAVORITE_GENRES} genres (you picked {len(chosen)})."
         return _welcome(request, user, svc, message, 422)
+    unknown = sorted(set(chosen) - set(catalogue_genres(svc)))
+    if unknown:
+        return _welcome(request, user, svc, f"Unknown genre: {', '.join(unknown)}.", 422)
     svc.set_favorite_genres(user, chosen)
     return redirect(request, PAGE_PATH)
 
