@@ -56,7 +56,7 @@ ACTIONS = {
 #: a glyph per common genre on the poster placeholder
 GLYPHS = {
     "Action": "✸",
-    "Adventure": "⛰",
+    "Adventure": "⚑",
     "Animation": "✎",
     "Children": "✿",
     "Comedy": "☺",

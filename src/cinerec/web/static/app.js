@@ -46,19 +46,20 @@ function titleOf(form) {
 }
 
 async function showSimilar(form) {
+  // The similar movies open as a full-width row right after the card (and close again).
   const card = form.closest("[data-movie-id]");
-  const box = card.querySelector(".similar-box");
   const button = form.querySelector("button");
-  if (!box.hidden) {
-    box.hidden = true;
-    card.classList.remove("open");
+  const open = card.nextElementSibling;
+  if (open && open.classList.contains("similar-row")) {
+    open.remove();
     button.setAttribute("aria-expanded", "false");
     return;
   }
   const response = await call(form.action + "?fragment=true");
-  box.innerHTML = await response.text();
-  box.hidden = false;
-  card.classList.add("open");
+  const row = document.createElement("li");
+  row.className = "similar-row";
+  row.innerHTML = await response.text();
+  card.after(row);
   button.setAttribute("aria-expanded", "true");
   say("More like " + titleOf(form) + " below it");
 }
