@@ -15,12 +15,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from cinerec.api.deps import ServiceDep, get_auth, limit_auth, limit_user_writes
-from cinerec.api.schemas import MAX_ID
+from cinerec.api.schemas import MAX_ID, PathId
 from cinerec.api.websession import (
     CSRF_FIELD,
     PAGE_PATH,
@@ -360,7 +361,7 @@ def movie(
     request: Request,
     user: UserDep,
     svc: ServiceDep,
-    movie_id: str,
+    movie_id: PathId,
     fragment: Annotated[bool, Query(description="the similar movies alone")] = False,
 ) -> Response:
     found = _movie_or_404(svc, movie_id)
@@ -375,8 +376,8 @@ def act(
     request: Request,
     user: UserDep,
     svc: ServiceDep,
-    movie_id: str,
-    action: str,
+    movie_id: PathId,
+    action: Annotated[str, PathParam(max_length=32)],
     next: FormText = PAGE_PATH,
 ) -> Response:
     """Like, dislike or "not interested": stored (durable) before the answer, and the
