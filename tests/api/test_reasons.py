@@ -91,3 +91,28 @@ def test_a_model_reason_names_the_users_liked_movies(store: Store, tmp_path: Pat
         assert set(item["because"]) <= set(liked)
         assert all(titles[m] in item["reason"] for m in item["because"])
     svc.close()
+
+
+def test_item_to_item_reasons_match_the_co_likes_counted_by_hand(
+    client: TestClient, svc: RecService, add_items: AddItems
+) -> None:
+    """explain_many (one table for the whole list) ranks the user's likes as plain set
+    intersections of likers would."""
+    movies = add_items(30)
+    for n in range(20):
+        like(client, f"x{n}", [movies[(n * k) % 30] for k in (1, 2, 3, 5)])
+    like(client, "me", movies[:6])
+    eng = svc.engine
+    cat, me = eng.catalog, eng.user("me", create=False)
+    assert me is not None
+    rec = eng.recommenders["item_to_item"]
+    targets = [cat.index(m) for m in movies[6:30]]
+    for i, got in zip(targets, rec.explain_many(me, cat, targets), strict=True):
+        theirs = set(cat.likers.get(i) or ())
+        expected = []
+        for j in me.recent_likes:
+            mine = set(cat.likers[j]) - {me.idx}
+            co = len(theirs & mine)
+            if co:
+                expected.append((-co / (len(theirs) * len(mine)) ** 0.5, j))
+        assert got == [j for _, j in sorted(expected)]

@@ -892,22 +892,37 @@ class Engine:
 
     def explain(self, user_id: str, items: Sequence[Recommended]) -> list[Reason]:
         """A reason per recommended movie, from the evidence of the source that chose it
-        (:mod:`cinerec.engine.explain`). Costs a few co-like intersections or one model
-        row per movie: call it for the movies shown, not for a plan's candidates."""
+        (:mod:`cinerec.engine.explain`). Each source that explains by the user's likes is
+        asked once for all its movies of the list: call this for the movies shown, not for
+        a plan's candidates."""
         with self.lock:
             cat = self.catalog
             u = self.user(user_id, create=False)
+            idxs = [cat.ids.get(it.movie_id) for it in items]
+            because: dict[int, list[int]] = {}
+            by_source: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for n, (it, i) in enumerate(zip(items, idxs, strict=True)):
+                if i is not None and it.source not in _PLAIN_SOURCES | _GENRE_SOURCES.keys():
+                    by_source[it.source].append((n, i))
+            for source, picks in by_source.items():
+                rec = self.recommenders.get(source)
+                if rec is None or u is None:
+                    continue
+                found = rec.explain_many(u, cat, [i for _, i in picks])
+                for (n, _), liked in zip(picks, found, strict=True):
+                    because[n] = liked[:MAX_BECAUSE]
             profile = genre_profile(u, cat)
-            out = []
-            for it in items:
-                i = cat.ids.get(it.movie_id)
-                out.append(plain_reason("other") if i is None else self._reason(u, profile, i, it))
-            return out
+            return [
+                plain_reason("other")
+                if i is None
+                else self._reason(profile, i, it.source, because.get(n))
+                for n, (it, i) in enumerate(zip(items, idxs, strict=True))
+            ]
 
     def _reason(
-        self, u: UserState | None, profile: np.ndarray | None, i: int, it: Recommended
+        self, profile: np.ndarray | None, i: int, source: str, because: list[int] | None
     ) -> Reason:
-        cat, source = self.catalog, it.source
+        cat = self.catalog
         if source == EXPLORE:
             return plain_reason("explore")
         if source in _PLAIN_SOURCES:
@@ -918,13 +933,11 @@ class Engine:
                 best = max(cat.movie_genres[i], key=lambda g: profile[g])
                 genre = cat.genres.external(best) if profile[best] > 0 else None
             return genre_reason(_GENRE_SOURCES[source], genre)
-        rec = self.recommenders.get(source)
-        if rec is None or u is None:
+        if because is None:
             return plain_reason("other")
-        liked = rec.explain(u, cat, i)[:MAX_BECAUSE]
-        if not liked:
+        if not because:
             return plain_reason("taste")
-        return liked_reason(cat.ids.externals(liked), [cat.titles[j] for j in liked])
+        return liked_reason(cat.ids.externals(because), [cat.titles[j] for j in because])
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

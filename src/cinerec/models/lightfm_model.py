@@ -259,6 +259,15 @@ class LightFMModel(Model):
         norms[norms == 0] = 1.0
         return (self.item_repr @ self.item_repr[item]) / (norms * norms[item])
 
+    def _contributions(self, row: sp.csr_matrix, item: int) -> np.ndarray:
+        # The user vector is the mean of the liked items' representations (or learned), so
+        # no exact split exists: the cosine of each of the user's items to ``item``, weighted
+        # by the interaction, computed for those items only.
+        mine = self.item_repr[row.indices]
+        target = self.item_repr[item]
+        norms = np.linalg.norm(mine, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
+        return row.data * (mine @ target) / np.maximum(norms, 1e-12)
+
     # -- persistence ----------------------------------------------------------------------
     def _get_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"lightfm.{name}": getattr(self._lfm, name) for name in _STATE}
