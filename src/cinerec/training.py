@@ -389,23 +389,33 @@ class ModelRecommender(Recommender):
         return out
 
     def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
-        """The user's liked movies that add most to the model's score of ``idx``
+        return self.explain_many(user, catalog, [idx])[0]
+
+    def explain_many(
+        self, user: UserState, catalog: Catalog, idxs: Sequence[int]
+    ) -> list[list[int]]:
+        """The user's liked movies that add most to the model's score of each movie
         (:meth:`cinerec.models.Model.explain` on the same row the score folds in)."""
-        m = int(self.from_catalog[idx]) if idx < len(self.from_catalog) else -1
-        if m < 0 or m >= self.model.n_items or not user.interactions:
-            return []
+        out: list[list[int]] = [[] for _ in idxs]
+        size = len(self.from_catalog)
+        cols = [int(self.from_catalog[i]) if i < size else -1 for i in idxs]
+        asked = [n for n, m in enumerate(cols) if 0 <= m < self.model.n_items]
+        if not asked or not user.interactions:
+            return out
         mine = np.fromiter(user.interactions.keys(), dtype=np.int64)
         val = np.fromiter(user.interactions.values(), dtype=np.float32, count=len(mine))
-        inside = mine < len(self.from_catalog)
-        cols, val = self.from_catalog[mine[inside]], val[inside]
-        known = cols >= 0
+        inside = mine < size
+        where, val = self.from_catalog[mine[inside]], val[inside]
+        known = where >= 0
         row = sp.csr_matrix(
-            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), cols[known])),
+            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), where[known])),
             shape=(1, self.model.n_items),
         )
-        items, _ = self.model.explain(row, m)
-        liked = (int(self.to_catalog[j]) for j in items)
-        return [i for i in liked if user.likes(i)]
+        found = self.model.explain(row, [cols[n] for n in asked])
+        for n, (items, _) in zip(asked, found, strict=True):
+            liked = (int(self.to_catalog[j]) for j in items)
+            out[n] = [i for i in liked if user.likes(i)]
+        return out
 
     def _cold_items(self, catalog: Catalog) -> tuple[np.ndarray, sp.csr_matrix] | None:
         """Active catalogue movies unknown to the model and their side-feature rows (cached

@@ -222,7 +222,7 @@ def test_explain_names_the_users_own_items(
     model = models[kind]
     row = interactions[0]
     top = int(model.recommend(row, k=1)[0][0, 0])
-    items, contrib = model.explain(row, top)
+    [(items, contrib)] = model.explain(row, [top])
     assert set(items.tolist()) <= set(row.indices.tolist())
     assert np.all(contrib > 0) and np.all(np.diff(contrib) <= 1e-6)
     if model.is_personal:
@@ -239,6 +239,11 @@ def test_contributions_add_up_to_the_score(
     model = models[kind]
     row = interactions[3]
     scores = model.score_user(row)
-    for item in (0, 12, 22):
-        total = model._contributions(sp.csr_matrix(row), item).sum()
-        assert total == pytest.approx(float(scores[item]), rel=1e-3, abs=1e-4)
+    items = np.array([0, 12, 22])
+    totals = model._contributions(sp.csr_matrix(row), items).sum(axis=0)
+    assert totals == pytest.approx(scores[items].astype(np.float64), rel=1e-3, abs=1e-4)
+    # One call for a whole list gives what one call per movie gives.
+    together = model.explain(row, items.tolist())
+    for item, (ids, contrib) in zip(items, together, strict=True):
+        [(alone_ids, alone)] = model.explain(row, [int(item)])
+        assert ids.tolist() == alone_ids.tolist() and np.allclose(contrib, alone)
