@@ -42,6 +42,7 @@ from cinerec.domain import (
     Variant,
 )
 from cinerec.engine import Engine, Recommended
+from cinerec.engine.explain import Reason
 from cinerec.experiments import (
     Assignment,
     ExperimentConflictError,
@@ -487,6 +488,10 @@ class RecService:
     def get_movie(self, movie_id: str) -> Movie | None:
         return self.store.get_movie(movie_id)
 
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        """Visible movies by title, best match first (the store's full-text index)."""
+        return self.store.search_movies(query, limit)
+
     def set_movie_hidden(self, movie_id: str, hidden: bool) -> None:
         if not self.store.set_movie_hidden(movie_id, hidden):
             raise NotFoundError(f"movie {movie_id!r} does not exist")
@@ -565,6 +570,16 @@ class RecService:
         """A user's stored events, newest first, one page; and whether more follow."""
         page = self.store.user_events(user_id, limit=limit + 1, offset=offset, newest_first=True)
         return page[:limit], len(page) > limit
+
+    def dismissed(self, user_id: str, limit: int = 10_000) -> set[str]:
+        """Movies the user marked "not interested" or disliked (their latest ``limit``
+        events): lists that are not recommendations (similar movies, search) leave them out
+        too."""
+        latest: dict[str, EventKind] = {}
+        for e in self.store.user_events(user_id, limit=limit, newest_first=True):
+            latest.setdefault(e.movie_id, e.kind)  # what the user said last counts
+        gone = (EventKind.NOT_INTERESTED, EventKind.DISLIKE)
+        return {movie for movie, kind in latest.items() if kind in gone}
 
     # -- recommendations -----------------------------------------------------------------
     def recommend(
@@ -738,6 +753,11 @@ class RecService:
         for listener in self.rec_listeners:
             listener(result, time.perf_counter() - t0, source)
         return result
+
+    def explain(self, result: RecResult) -> list[Reason]:
+        """A reason a person can read for each movie of a list ("because you liked Heat"),
+        made for the listed movies only; contract A never asks for it."""
+        return self.engine.explain(result.user_id, result.items)
 
     def genre_top(self, user_id: str | None, limit: int) -> list[str]:
         favs: list[str] = []

@@ -53,8 +53,9 @@ def test_recommendations_are_logged_with_their_session(
 ) -> None:
     catalogue = set(add_items(40))
     body = cinema_recs(client, "u1")
-    assert set(body) == {"source", "recommendations", "session_id"}
-    assert len(body["recommendations"]) == 10
+    # SPEC's three fields, and (issue #13, additive) a reason per movie in the same order
+    assert set(body) == {"source", "recommendations", "session_id", "reasons"}
+    assert len(body["recommendations"]) == len(body["reasons"]) == 10
     assert set(body["recommendations"]) <= catalogue
     assert body["source"] in {
         "item_to_item",

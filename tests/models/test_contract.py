@@ -211,3 +211,39 @@ def test_unfitted_model_raises(interactions: sp.csr_matrix) -> None:
         make_model("ease").score_user(interactions[0])
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_explain_names_the_users_own_items(
+    kind: str, models: dict[str, Model], interactions: sp.csr_matrix
+) -> None:
+    """'Because you liked …': what explains a recommendation is among the user's items, and
+    for a personal model an item of the user's own taste cluster explains its top pick."""
+    model = models[kind]
+    row = interactions[0]
+    top = int(model.recommend(row, k=1)[0][0, 0])
+    [(items, contrib)] = model.explain(row, [top])
+    assert set(items.tolist()) <= set(row.indices.tolist())
+    assert np.all(contrib > 0) and np.all(np.diff(contrib) <= 1e-6)
+    if model.is_personal:
+        assert len(items) and int(items[0]) < 10  # user 0 likes items 0-9
+    else:
+        assert len(items) == 0
+
+
+@pytest.mark.parametrize("kind", ["ease", "ease_plus", "item_knn", "als"])
+def test_contributions_add_up_to_the_score(
+    kind: str, models: dict[str, Model], interactions: sp.csr_matrix
+) -> None:
+    """For models whose score is a sum over the user's items the explanation is exact."""
+    model = models[kind]
+    row = interactions[3]
+    scores = model.score_user(row)
+    items = np.array([0, 12, 22])
+    totals = model._contributions(sp.csr_matrix(row), items).sum(axis=0)
+    assert totals == pytest.approx(scores[items].astype(np.float64), rel=1e-3, abs=1e-4)
+    # One call for a whole list gives what one call per movie gives.
+    together = model.explain(row, items.tolist())
+    for item, (ids, contrib) in zip(items, together, strict=True):
+        [(alone_ids, alone)] = model.explain(row, [int(item)])
+        assert ids.tolist() == alone_ids.tolist() and np.allclose(contrib, alone)

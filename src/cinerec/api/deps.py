@@ -111,6 +111,11 @@ def limit_writes(request: Request, principal: PrincipalDep) -> None:
     _limit(request, "write", principal)
 
 
+def limit_user_writes(request: Request, user_id: str) -> None:
+    """The write limit for a signed-in user of the web page (no bearer token there)."""
+    _limit(request, "write", Principal(user_id))
+
+
 def limit_auth(request: Request) -> None:
     """429 with ``Retry-After`` once an address exceeds the login/register/refresh rate."""
     _limit(request, "auth", None)

@@ -31,6 +31,7 @@ from cinerec.api.routes import (
     experiments,
     grader,
     metrics,
+    web,
 )
 from cinerec.api.schemas import MAX_ID, StatusResponse
 from cinerec.config import Settings
@@ -107,7 +108,8 @@ def _app(
 
 
 def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
-    """The whole service: contract A (when ``contract_a``), contract B and ``/api/v1``."""
+    """The whole service: contract A (when ``contract_a``), contract B, ``/api/v1`` and the
+    web page (``/web``, with its own sign-in whatever ``auth`` says)."""
     contract_a = service.settings.contract_a
     app = _app("cinerec", service, owns_service, api_metrics(service), fast_recs=contract_a)
     if contract_a:
@@ -120,6 +122,7 @@ def create_app(service: RecService, *, owns_service: bool = False) -> FastAPI:
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(experiments.router)
+    web.install(app)
     return app
 
 

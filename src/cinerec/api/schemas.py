@@ -89,6 +89,11 @@ class CinemaRecommendations(BaseModel):
     source: str
     recommendations: list[str]
     session_id: str
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="why each movie is there, in the order of recommendations "
+        "(e.g. 'Because you liked Heat (1995)')",
+    )
 
 
 class FeedbackRequest(BaseModel):
@@ -222,6 +227,14 @@ class RecommendedMovie(BaseModel):
     score: float
     title: str
     genres: list[str]
+    reason: str | None = Field(
+        default=None,
+        description="why it is there, for a person (e.g. 'Because you liked Heat (1995)'); "
+        "on recommendations, not on similar movies",
+    )
+    because: list[str] = Field(
+        default_factory=list, description="the user's liked movies behind the reason (ids)"
+    )
 
 
 class RecommendationsOut(BaseModel):

@@ -18,6 +18,13 @@ import numpy as np
 
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine.explain import (
+    MAX_BECAUSE,
+    Reason,
+    genre_reason,
+    liked_reason,
+    plain_reason,
+)
 from cinerec.engine.ids import IdMap
 from cinerec.engine.plans import (
     DEFAULT_SETTING,
@@ -42,6 +49,7 @@ from cinerec.engine.recommenders import (
     PopularRecommender,
     Recommender,
     TopRatedRecommender,
+    genre_profile,
 )
 from cinerec.engine.state import (
     DISLIKE_STARS,
@@ -63,6 +71,10 @@ class Recommended:
 class UnknownSourceError(ValueError):
     pass
 
+
+#: sources whose reason is what they measure, and those led by the user's genres
+_PLAIN_SOURCES = {"popular": "popular", "like_rate": "like_rate", "top_rated": "top_rated"}
+_GENRE_SOURCES = {"genre_top": "genre_top", "genre_popular": "genre_popular", "newest": "new"}
 
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
@@ -1024,6 +1036,55 @@ class Engine:
                         Recommended(cat.ids.external(int(j)), "similar_genres", float(scores[j]))
                     )
             return out
+
+    def explain(self, user_id: str, items: Sequence[Recommended]) -> list[Reason]:
+        """A reason per recommended movie, from the evidence of the source that chose it
+        (:mod:`cinerec.engine.explain`). Each source that explains by the user's likes is
+        asked once for all its movies of the list: call this for the movies shown, not for
+        a plan's candidates."""
+        with self.lock:
+            cat = self.catalog
+            u = self.user(user_id, create=False)
+            idxs = [cat.ids.get(it.movie_id) for it in items]
+            because: dict[int, list[int]] = {}
+            by_source: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for n, (it, i) in enumerate(zip(items, idxs, strict=True)):
+                if i is not None and it.source not in _PLAIN_SOURCES | _GENRE_SOURCES.keys():
+                    by_source[it.source].append((n, i))
+            for source, picks in by_source.items():
+                rec = self.recommenders.get(source)
+                if rec is None or u is None:
+                    continue
+                found = rec.explain_many(u, cat, [i for _, i in picks])
+                for (n, _), liked in zip(picks, found, strict=True):
+                    because[n] = liked[:MAX_BECAUSE]
+            profile = genre_profile(u, cat)
+            return [
+                plain_reason("other")
+                if i is None
+                else self._reason(profile, i, it.source, because.get(n))
+                for n, (it, i) in enumerate(zip(items, idxs, strict=True))
+            ]
+
+    def _reason(
+        self, profile: np.ndarray | None, i: int, source: str, because: list[int] | None
+    ) -> Reason:
+        cat = self.catalog
+        if source == EXPLORE:
+            return plain_reason("explore")
+        if source in _PLAIN_SOURCES:
+            return plain_reason(_PLAIN_SOURCES[source])
+        if source in _GENRE_SOURCES:
+            genre = None
+            if profile is not None and len(cat.movie_genres[i]):
+                best = max(cat.movie_genres[i], key=lambda g: profile[g])
+                genre = cat.genres.external(best) if profile[best] > 0 else None
+            return genre_reason(_GENRE_SOURCES[source], genre)
+        if because is None:
+            return plain_reason("other")
+        if not because:
+            return plain_reason("taste")
+        return liked_reason(cat.ids.externals(because), [cat.titles[j] for j in because])
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

@@ -34,6 +34,19 @@ class Recommender(ABC):
         The array may be shared and cached: callers must not modify it.
         """
 
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        """The user's liked movies (dense ids) that raised this source's score of ``idx``
+        most, strongest first ("because you liked …"); empty when the score does not come
+        from the user's likes. Called for the few movies of a list, never for every
+        candidate."""
+        return []
+
+    def explain_many(
+        self, user: UserState, catalog: Catalog, idxs: Sequence[int]
+    ) -> list[list[int]]:
+        """:meth:`explain` for several movies of one list (sources may share work)."""
+        return [self.explain(user, catalog, i) for i in idxs]
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     """Rescale to [0, 1] (a constant array maps to zeros)."""
@@ -157,6 +170,38 @@ class ItemToItemRecommender(Recommender):
         likes = min(len(user.recent_likes), self.recent)
         return np.exp(np.log(np.maximum(p, 1e-12)) + lift / np.sqrt(likes))
 
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        """The user's recent likes whose likers also like ``idx``, by co-likes per
+        ``sqrt(likers(j) * likers(idx))`` (the neighbourhoods this source scores from)."""
+        return self.explain_many(user, catalog, [idx])[0]
+
+    def explain_many(
+        self, user: UserState, catalog: Catalog, idxs: Sequence[int]
+    ) -> list[list[int]]:
+        # One table of who likes which of the user's recent likes serves every movie of the
+        # list: per movie, one lookup of its likers instead of one intersection per like.
+        likes = [j for j in list(user.recent_likes)[-self.recent :] if catalog.likers.get(j)]
+        groups = [np.array(catalog.likers[j], dtype=np.int32) for j in likes]  # copies
+        groups = [g[g != user.idx] for g in groups]
+        out: list[list[int]] = [[] for _ in idxs]
+        if not any(len(g) for g in groups):
+            return out
+        members = np.unique(np.concatenate(groups))
+        table = np.zeros((len(members), len(likes)), dtype=np.float64)
+        for col, g in enumerate(groups):
+            table[np.searchsorted(members, g), col] = 1.0
+        sizes = table.sum(axis=0)
+        for n, i in enumerate(idxs):
+            theirs = np.array(catalog.likers.get(i) or (), dtype=np.int32)
+            if not len(theirs):
+                continue
+            pos = np.minimum(np.searchsorted(members, theirs), len(members) - 1)
+            co = table[pos[members[pos] == theirs]].sum(axis=0)
+            score = co / np.sqrt(len(theirs) * np.maximum(sizes, 1.0))
+            score[[j == i for j in likes]] = 0.0
+            out[n] = [likes[c] for c in np.argsort(-score, kind="stable") if score[c] > 0]
+        return out
+
     def counts(
         self, user: UserState | None, catalog: Catalog
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -223,6 +268,14 @@ class CoLikesRecommender(Recommender):
 
     def __init__(self, item_to_item: ItemToItemRecommender) -> None:
         self.item_to_item = item_to_item
+
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        return self.item_to_item.explain(user, catalog, idx)
+
+    def explain_many(
+        self, user: UserState, catalog: Catalog, idxs: Sequence[int]
+    ) -> list[list[int]]:
+        return self.item_to_item.explain_many(user, catalog, idxs)
 
     def scores(self, user: UserState | None, catalog: Catalog) -> np.ndarray | None:
         counts = self.item_to_item.counts(user, catalog)
@@ -411,6 +464,35 @@ class ModelRecommender(Recommender):
             cs = self.model.score_cold_items(row, cold[1], None, ids)
             if cs is not None:
                 out[cold[0]] = cs[0]
+        return out
+
+    def explain(self, user: UserState, catalog: Catalog, idx: int) -> list[int]:
+        return self.explain_many(user, catalog, [idx])[0]
+
+    def explain_many(
+        self, user: UserState, catalog: Catalog, idxs: Sequence[int]
+    ) -> list[list[int]]:
+        """The user's liked movies that add most to the model's score of each movie
+        (:meth:`cinerec.models.Model.explain` on the same row the score folds in)."""
+        out: list[list[int]] = [[] for _ in idxs]
+        size = len(self.from_catalog)
+        cols = [int(self.from_catalog[i]) if i < size else -1 for i in idxs]
+        asked = [n for n, m in enumerate(cols) if 0 <= m < self.model.n_items]
+        if not asked or not user.interactions:
+            return out
+        mine = np.fromiter(user.interactions.keys(), dtype=np.int64)
+        val = np.fromiter(user.interactions.values(), dtype=np.float32, count=len(mine))
+        inside = mine < size
+        where, val = self.from_catalog[mine[inside]], val[inside]
+        known = where >= 0
+        row = sparse.csr_matrix(
+            (val[known], (np.zeros(int(known.sum()), dtype=np.int64), where[known])),
+            shape=(1, self.model.n_items),
+        )
+        found = self.model.explain(row, [cols[n] for n in asked])
+        for n, (items, _) in zip(asked, found, strict=True):
+            liked = (int(self.to_catalog[j]) for j in items)
+            out[n] = [i for i in liked if user.likes(i)]
         return out
 
     def _cold_items(self, catalog: Catalog) -> tuple[np.ndarray, sparse.csr_matrix] | None:

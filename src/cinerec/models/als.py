@@ -152,6 +152,17 @@ class ALSModel(Model):
         # the stored factors otherwise (they are the same least-squares solution).
         return self.fold_in(user_items) @ self.item_factors.T
 
+    def _contributions(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        # The fold-in's score is y_i . A^-1 sum_j c_j y_j (positive entries only), and A is
+        # symmetric: entry j adds c_j * y_j . A^-1 y_i, exactly (implicit's ``explain``).
+        x = self._weights(row)
+        conf = float(self._params["alpha"]) * x.data.astype(np.float64)
+        y = self.item_factors.astype(np.float64)
+        yi = y[x.indices]
+        a = self._gram + (yi.T * (np.abs(conf) - 1.0)) @ yi
+        solved = np.linalg.solve(a, y[items].T)  # (factors, len(items))
+        return np.where(conf > 0, conf, 0.0)[:, None] * (yi @ solved)
+
     def _item_similarities(self, item: int) -> np.ndarray:
         norms = np.linalg.norm(self.item_factors, axis=1)
         norms[norms == 0] = 1.0

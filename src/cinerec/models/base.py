@@ -476,6 +476,40 @@ class Model(ABC):
         top = _top_k(sims[None, :], k)[0]
         return top.astype(np.int64), sims[top]
 
+    def explain(
+        self, user_row: sp.csr_matrix, items: Sequence[int]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Which of the user's items raise each of ``items``' scores most ("because you
+        liked …").
+
+        Args:
+            user_row: ``(1, n)`` interactions of the user, as given to :meth:`score_user`;
+                entries beyond :attr:`n_items` are ignored.
+            items: recommended items (fitted ones), e.g. the movies of one list.
+
+        Returns:
+            Per item, ``(user_items, contributions)``: the user's fitted items with a
+            positive contribution to its score, strongest first. Exact for models whose
+            score is a sum over the user's items (EASE, item-kNN, ALS's fold-in); the
+            similarity of each of the user's items, weighted by the interaction, for the
+            others (LightFM). Empty for models that are not personal.
+        """
+        self._check_fitted()
+        wanted = np.asarray(items, dtype=np.int64)
+        if len(wanted) and not (wanted.min() >= 0 and wanted.max() < self._n_items):
+            raise IndexError(f"items must be in 0..{self._n_items - 1}")
+        row = sp.csr_matrix(user_row)[:, : self._n_items].tocsr()
+        row.sum_duplicates()
+        if not self.is_personal or row.nnz == 0 or not len(wanted):
+            return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in wanted]
+        table = np.asarray(self._contributions(row, wanted), dtype=np.float32)
+        out = []
+        for contrib in table.T:
+            keep = np.flatnonzero(contrib > 0)
+            order = keep[np.argsort(-contrib[keep], kind="stable")]
+            out.append((row.indices[order].astype(np.int64), contrib[order]))
+        return out
+
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (``.npz`` appended if missing); returns the path written."""
@@ -557,6 +591,13 @@ class Model(ABC):
     @abstractmethod
     def _item_similarities(self, item: int) -> np.ndarray:
         """``(n_items,)`` similarity of ``item`` to every item."""
+
+    def _contributions(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        """``(row.nnz, len(items))``: how much each stored entry of ``row`` (``(1,
+        n_items)``, canonical) adds to each item's score. Default: the entry times the
+        similarity of its item to each of ``items``."""
+        sims = np.stack([np.asarray(self._item_similarities(int(i))) for i in items], axis=1)
+        return row.data[:, None] * sims[row.indices]
 
     @abstractmethod
     def _get_arrays(self) -> dict[str, np.ndarray]:

@@ -118,6 +118,11 @@ class EASEModel(Model):
         # Row i of B: how much liking ``item`` raises every other item's score.
         return self.weights[item]
 
+    def _contributions(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        # Scores are x @ B: entry j adds x_j * B[j, i], exactly.
+        x = self._input(row)
+        return x.data[:, None] * self.weights[np.ix_(x.indices, items)]
+
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}
 

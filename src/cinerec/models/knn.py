@@ -97,6 +97,11 @@ class ItemKNNModel(Model):
     def _item_similarities(self, item: int) -> np.ndarray:
         return np.asarray(self.similarity[item].toarray()).ravel()
 
+    def _contributions(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        # Scores are x @ S: entry j adds x_j * S[j, i], exactly.
+        x = self._input(row)
+        return x.data[:, None] * self.similarity[x.indices][:, items].toarray()
+
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return csr_to_arrays("similarity", self.similarity)
 

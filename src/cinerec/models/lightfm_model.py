@@ -259,6 +259,14 @@ class LightFMModel(Model):
         norms[norms == 0] = 1.0
         return (self.item_repr @ self.item_repr[item]) / (norms * norms[item])
 
+    def _contributions(self, row: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        # The user vector is the mean of the liked items' representations (or learned), so
+        # no exact split exists: the cosine of each of the user's items to each of
+        # ``items``, weighted by the interaction, computed for those items only.
+        mine, theirs = self.item_repr[row.indices], self.item_repr[items]
+        norms = np.outer(np.linalg.norm(mine, axis=1), np.linalg.norm(theirs, axis=1))
+        return row.data[:, None] * (mine @ theirs.T) / np.maximum(norms, 1e-12)
+
     # -- persistence ----------------------------------------------------------------------
     def _get_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"lightfm.{name}": getattr(self._lfm, name) for name in _STATE}

@@ -6,6 +6,7 @@ Ids are strings here; the store never sees the engine's dense integers.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -24,6 +25,15 @@ from cinerec.domain import (
 #: One event as the bulk path takes it, in column order:
 #: ``(user_id, movie_id, kind, value, ts, client_event_id)``.
 EventRow = tuple[str, str, str, float | None, float, str | None]
+
+#: words of a title search that count (more say nothing a title would match)
+MAX_SEARCH_TERMS = 8
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a title search, lower-cased: letters, digits and underscores only, so
+    that nothing a user types is read as full-text query syntax."""
+    return re.findall(r"\w+", query.lower())[:MAX_SEARCH_TERMS]
 
 
 class StoreError(Exception):
@@ -86,6 +96,13 @@ class Store(ABC):
     @abstractmethod
     def set_movie_hidden(self, movie_id: str, hidden: bool) -> bool:
         """Returns False when the movie does not exist."""
+
+    @abstractmethod
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        """Visible movies whose title has every word of ``query`` (the last one as a
+        prefix, so a title is found while it is typed), best match first, with the
+        database's own full-text index (SQLite FTS5, PostgreSQL ``tsvector``). Empty for a
+        query with no words."""
 
     # -- users ---------------------------------------------------------------------------
     @abstractmethod

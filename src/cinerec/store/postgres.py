@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from cinerec.store.base import EventRow, RefusedValueError
+from cinerec.domain import Movie
+from cinerec.store.base import EventRow, RefusedValueError, search_terms
 from cinerec.store.sql import EVENT_COLUMNS, SqlStore
 
 
@@ -84,6 +85,22 @@ class PostgresStore(SqlStore):
                 "ORDER BY seq ON CONFLICT DO NOTHING"
             )
             return int(cur.rowcount)
+
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        terms = search_terms(query)
+        if not terms:
+            return []
+        # The expression matches the GIN index of migration 0004; the last word a prefix.
+        tsquery = " & ".join(terms) + ":*"
+        sql = text(
+            "SELECT * FROM movies WHERE NOT hidden "
+            "AND to_tsvector('simple', title) @@ to_tsquery('simple', :q) "
+            "ORDER BY ts_rank(to_tsvector('simple', title), to_tsquery('simple', :q)) DESC, id "
+            "LIMIT :limit"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(sql, {"q": tsquery, "limit": limit})
+            return [self._to_movie(r) for r in rows]
 
 
 @contextmanager

@@ -7,12 +7,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from cinerec.store.base import EventRow
+from cinerec.domain import Movie
+from cinerec.store.base import EventRow, search_terms
 from cinerec.store.sql import EVENT_COLUMNS, SqlStore
 
 #: page cache of a bulk load (KiB), and SQLite's default (pages) it returns to afterwards
@@ -101,6 +102,21 @@ class SqliteStore(SqlStore):
         with _large_cache(conn):
             conn.exec_driver_sql(_INSERT_EVENTS + " ON CONFLICT DO NOTHING", list(rows))
         return int(raw.total_changes - before)
+
+    def search_movies(self, query: str, limit: int = 20) -> list[Movie]:
+        terms = search_terms(query)
+        if not terms:
+            return []
+        # Each word quoted (never FTS5 syntax); the last one a prefix. bm25: best first.
+        match = " ".join(f'"{w}"' for w in terms) + "*"
+        sql = text(
+            "SELECT m.* FROM movies_fts JOIN movies AS m ON m.rowid = movies_fts.rowid "
+            "WHERE movies_fts MATCH :match AND NOT m.hidden "
+            "ORDER BY bm25(movies_fts), m.id LIMIT :limit"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(sql, {"match": match, "limit": limit})
+            return [self._to_movie(r) for r in rows]
 
 
 @contextmanager

@@ -129,3 +129,12 @@ experiments = Table(
 )
 
 ALL_TABLES = (experiments, accounts, models, feedback, rec_log, events, users, movies)
+
+#: the full-text search objects of migration 0005, made in each database's own way (an FTS5
+#: table and its shadow tables in SQLite, an expression index in PostgreSQL): the portable
+#: metadata above does not describe them
+SEARCH_OBJECTS_PREFIXES = ("movies_fts", "ix_movies_title_search")
+
+
+def is_search_object(name: str | None) -> bool:
+    return bool(name) and str(name).startswith(SEARCH_OBJECTS_PREFIXES)

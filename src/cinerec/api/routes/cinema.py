@@ -58,6 +58,7 @@ def recommendations(
         source=result.source,
         recommendations=[i.movie_id for i in result.items],
         session_id=result.session_id,
+        reasons=[r.text for r in svc.explain(result)],
     )
 
 

@@ -108,7 +108,7 @@ def not_interested(user_id: OwnUserId, body: NotInterestedIn, svc: ServiceDep) -
 def render(svc: RecService, result: RecResult) -> RecommendationsOut:
     cat = svc.engine.catalog
     items = []
-    for r in result.items:
+    for r, reason in zip(result.items, svc.explain(result), strict=True):
         idx = cat.ids.get(r.movie_id)
         if idx is None:  # an API replica's catalogue a moment behind the worker's plan
             continue
@@ -119,6 +119,8 @@ def render(svc: RecService, result: RecResult) -> RecommendationsOut:
                 score=r.score,
                 title=cat.titles[idx],
                 genres=cat.genre_names(idx),
+                reason=reason.text,
+                because=reason.because,
             )
         )
     return RecommendationsOut(
