@@ -80,14 +80,15 @@ class UnavailableError(RuntimeError):
 LOG_TIMEOUT_S = 10.0
 
 
-#: session ids: a random prefix per process and a counter (unique, and a few hundred
-#: nanoseconds where reading the OS's randomness for each list costs tens of microseconds)
-_SESSION_PREFIX = os.urandom(8).hex()
-_session_counter = itertools.count()
+#: ids of sessions and requests: a random prefix per process and a counter (unique, and a
+#: few hundred nanoseconds where reading the OS's randomness for each costs tens of µs)
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count()
 
 
-def _new_session_id() -> str:
-    return f"{_SESSION_PREFIX}{next(_session_counter):016x}"
+def new_id() -> str:
+    """A 32-hex-digit id unique across processes and restarts (session and request ids)."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def wait_logged(result: RecResult) -> None:
@@ -726,7 +727,7 @@ class RecService:
         assigned: Assignment | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> RecResult:
-        session_id = session_id or _new_session_id()
+        session_id = session_id or new_id()
         main = _main_source(items, source)
         exp = assigned.experiment if assigned else None
         variant = assigned.variant if assigned else None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import os
 import time
 from typing import Any
 
@@ -14,20 +12,17 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cinerec.observability.metrics import UNMATCHED, HttpMetrics
-from cinerec.service import RecService, UnavailableError, logged
+from cinerec.service import RecService, UnavailableError, logged, new_id
 
 REQUEST_ID = b"x-request-id"
 
 
 class RequestIdMiddleware:
-    """Accepts ``X-Request-Id`` (echoed back) or makes one up: a random prefix per process
-    and a counter (unique; a uuid4 per request reads the OS's randomness, which costs more
-    than a whole cached answer)."""
+    """Accepts ``X-Request-Id`` (echoed back) or makes one up (:func:`cinerec.service.new_id`:
+    a uuid4 per request reads the OS's randomness, which costs more than a cached answer)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,7 +34,7 @@ class RequestIdMiddleware:
                 rid = v[:128]
                 break
         if not rid:
-            rid = f"{self._prefix}{next(self._counter):016x}".encode()
+            rid = new_id().encode()
         scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
 
         async def send_with_id(message: Message) -> None:

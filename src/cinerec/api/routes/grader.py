@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
@@ -20,7 +18,7 @@ from cinerec.api.schemas import (
     StatusResponse,
 )
 from cinerec.domain import Event, EventKind
-from cinerec.service import RecService, logged
+from cinerec.service import logged
 
 router = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
 collector = APIRouter(tags=["contract A (grader)"], responses=errors.COMMON)
@@ -45,22 +43,14 @@ def add_items(body: AddItemsRequest, svc: ServiceDep) -> StatusResponse:
 
 
 @router.get("/recs/{user_id}", response_model=ItemIdsResponse)
-async def recs(user_id: PathId, request: Request) -> Response:
-    # Served on the event loop from the user's plan when it can be had at once (no thread
-    # hop); a plan to make, or an engine busy with a write, goes to a worker thread. The
-    # answer waits until the list is in the log (group commit): never shown twice.
-    # The hottest route: the service comes from app.state directly and the answer is
-    # serialised once, here (a returned Response skips FastAPI's re-validation against
-    # response_model, which stays for the OpenAPI schema).
-    svc: RecService = request.app.state.service
-    result = svc.try_recommend(user_id, loop=asyncio.get_running_loop())
-    if result is None:
-        result = await run_in_threadpool(svc.recommend, user_id)
+async def recs(user_id: PathId, svc: ServiceDep) -> ItemIdsResponse:
+    # A list the user's plan serves at once never gets here: ``api.middleware.RecsFastPath``
+    # answers it on the event loop. What is left (a plan to make, an engine busy with a
+    # write) goes to a worker thread. The answer waits until the list is in the log (group
+    # commit): never shown twice.
+    result = await run_in_threadpool(svc.recommend, user_id)
     await logged(result)
-    return Response(
-        json.dumps({"item_ids": [i.movie_id for i in result.items]}, separators=(",", ":")),
-        media_type="application/json",
-    )
+    return ItemIdsResponse(item_ids=[i.movie_id for i in result.items])
 
 
 def recs_route() -> BaseRoute:
