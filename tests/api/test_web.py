@@ -242,11 +242,6 @@ def test_every_listed_movie_has_a_reason_and_genre_rows_follow_the_favourites(
     assert all(reasons(html))
 
 
-@pytest.mark.xfail(
-    reason="open in #13: after merging the deeper plans (ca2a05b) the list after a like can hold "
-    "no movie whose reason names it; to find before #13 is resolved",
-    strict=False,
-)
 def test_a_like_shows_in_the_next_list_and_in_my_likes(web: TestClient) -> None:
     token = sign_up(web)
     first = listed(web.get("/web/fragments/for-you").text)

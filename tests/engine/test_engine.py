@@ -504,3 +504,34 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
     assert eng.user("stranger", create=False) is None
     assert len(eng.viewers[eng.user_ids.get("stranger")]) == 10
     assert eng.fold_served() is False  # nothing left to fold
+
+
+@pytest.mark.parametrize("ranked", [False, True])
+def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: bool) -> None:
+    """Whatever orders the list (the bandit before a ranker is trained, or a ranker that
+    reads popularity only), the next list answers the like: its first movie is one that
+    item-to-item explains by the movie just liked."""
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=120, share=0.0)
+    # Two tastes: likers of even movies and likers of odd ones; everyone likes m0..m9 too,
+    # so that popularity points elsewhere than the like's neighbours.
+    eng.apply_events(
+        [Event(f"p{j}", f"m{i}", EventKind.LIKE) for j in range(40) for i in range(10)]
+        + [
+            Event(f"t{j}", f"m{2 * k + j % 2 + 20}", EventKind.LIKE)
+            for j in range(20)
+            for k in range(8)
+        ]
+    )
+    if ranked:
+        eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
+    eng.apply_events([Event("u", "m21", EventKind.LIKE)])  # an odd-taste movie
+    first = eng.recommend("u", 10, explore=False)
+    assert first[0].source in ("item_to_item", "co_likes")
+    assert int(first[0].movie_id[1:]) % 2 == 1 and int(first[0].movie_id[1:]) >= 20
+    (reason,) = eng.explain("u", first[:1])
+    assert reason.because == ["m21"] and reason.text == "Because you liked Movie 21"
+    if ranked:  # the rest is the ranker's (popularity), and so is the next list's head
+        assert all(int(r.movie_id[1:]) < 10 for r in first[1:])
+        assert eng.recommend("u", 10, explore=False)[0].movie_id == "m0"

@@ -28,6 +28,7 @@ from cinerec.engine.explain import (
 from cinerec.engine.ids import IdMap
 from cinerec.engine.plans import (
     DEFAULT_SETTING,
+    FOLLOW_LOOK,
     FORCED_DEPTH,
     PLAN_DEPTH,
     PLAN_EXPLORE_LISTS,
@@ -75,6 +76,12 @@ class UnknownSourceError(ValueError):
 #: sources whose reason is what they measure, and those led by the user's genres
 _PLAIN_SOURCES = {"popular": "popular", "like_rate": "like_rate", "top_rated": "top_rated"}
 _GENRE_SOURCES = {"genre_top": "genre_top", "genre_popular": "genre_popular", "newest": "new"}
+
+
+def _reads_likes(source: str) -> bool:
+    """Whether a source scores from the user's likes (and can name them as its reason)."""
+    return source not in _PLAIN_SOURCES and source not in _GENRE_SOURCES
+
 
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
@@ -424,27 +431,44 @@ class Engine:
         """Thompson sampling over sources: each draws from Beta(1 + liked, 1 + not liked) of
         what it showed; the highest draw wins. Evidence moves slots to the source users like,
         and no source is ever quite written off."""
-        draws = [
-            self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
-            for t in (self.tallies.get(s, _NO_TALLY) for s in sources)
-        ]
-        return sources[int(np.argmax(draws))]
+        return sources[int(np.argmax(self._draws(sources)))]
+
+    def source_order(self, sources: Sequence[str]) -> list[str]:
+        """``sources`` by one Thompson draw each (see :meth:`draw_source`), best first."""
+        return [sources[int(j)] for j in np.argsort(-self._draws(sources), kind="stable")]
+
+    def _draws(self, sources: Sequence[str]) -> np.ndarray:
+        return np.array(
+            [
+                self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
+                for t in (self.tallies.get(s, _NO_TALLY) for s in sources)
+            ]
+        )
 
     def _ranked(
-        self, cands: Candidates, n_main: int, explore: bool, drawn: str | None = None
+        self, cands: Candidates, n_main: int, explore: bool, follow: Pick | None = None
     ) -> tuple[list[Pick], list[int]]:
-        """The main slots: the ranker's order, with one slot (when exploring) given to a source
-        drawn by :meth:`draw_source` (``drawn``, when drawn already); every slot drawn that
-        way while no ranker serves. Returns the picks and their rows in ``cands``."""
+        """The main slots: ``follow`` first (see :meth:`_follow_up`), then the ranker's order,
+        with one slot (when exploring) given to a source drawn by :meth:`draw_source`; every
+        slot drawn that way while no ranker serves. Returns the picks and their rows in
+        ``cands``."""
         picks: list[Pick] = []
         rows: list[int] = []
         taken: set[int] = set()
-        n_bandit = n_main
+        if follow is not None and n_main > 0:
+            picks.append(follow)
+            rows.append(int(np.searchsorted(cands.idx, follow.idx)))
+            taken.add(follow.idx)
+        n_bandit = n_main - len(picks)
         if self.ranker is not None and len(cands):
-            n_bandit = 1 if explore and n_main > 1 else 0
+            n_bandit = min(n_bandit, 1 if explore and n_main > 1 else 0)
             s = self.ranker.score(cands.features, cands.names)
-            for r in np.argsort(-s, kind="stable")[: n_main - n_bandit]:
+            for r in np.argsort(-s, kind="stable"):
+                if len(picks) >= n_main - n_bandit:
+                    break
                 i = int(cands.idx[r])
+                if i in taken:
+                    continue
                 picks.append(Pick(i, cands.best_source[r], float(s[r])))
                 rows.append(int(r))
                 taken.add(i)
@@ -452,7 +476,7 @@ class Engine:
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(cands.proposals[name])]
             while open_:
-                name = drawn if drawn in open_ else self.draw_source(open_)
+                name = self.draw_source(open_)
                 prop, c = cands.proposals[name], cursors[name]
                 while c < len(prop) and int(prop[c]) in taken:
                     c += 1
@@ -535,7 +559,9 @@ class Engine:
                 ok = self.policy.allowed(u, cat, ex, only)
                 cands = gather(u, cat, self.candidate_sources(), ok)
                 n_explore = self.policy.exploration_slots(cat, k) if explore else 0
-                picks, _ = self._ranked(cands, k - n_explore, explore)
+                # The default list less some movies (not a genre preview) follows a like too.
+                follow = self._follow_up(u, cands) if u is not None and not genres else None
+                picks, _ = self._ranked(cands, k - n_explore, explore, follow)
                 ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
                 self.policy.complete(picks, u, cat, ok, k, ranked, [1.0] * len(ranked), ex, only)
             if mark_shown and u is not None:
@@ -561,6 +587,8 @@ class Engine:
         # each list it serves is evidence with probability evidence_share.
         evidence = shared or self._rng.random() < self.evidence_share
         needed, drawn = self._needed(u, sources, not evidence)
+        if needed is not None and u is not None and u.recent_likes:  # for the follow-up
+            needed = needed | {name for name in sources if _reads_likes(name)}
         cands = gather(u, cat, sources, ok, only=None if evidence else needed, deep=PLAN_DEPTH)
         has_ranker = self.ranker is not None
         if has_ranker and len(cands):
@@ -579,6 +607,7 @@ class Engine:
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
         explore = self._explore_pool(shared, ok, ranked, taste)
         keep = evidence and len(cands) > 0
+        follow = None if u is None else self._follow_up(u, cands)
         return Plan(
             version=self.version,
             n_events=u.n_events if u is not None else -1,
@@ -595,7 +624,30 @@ class Engine:
             names=cands.names if keep else [],
             shared=shared,
             setting=setting,
+            follow=follow,
         )
+
+    def _follow_up(self, u: UserState, cands: Candidates) -> Pick | None:
+        """The movie that opens the user's next list because of their newest like: among the
+        best ``FOLLOW_LOOK`` proposals of each source that explains by likes (item-to-item,
+        co-likes, the personal models), in the order of a Thompson draw over those sources,
+        the first that the source explains by that like. None without a like, or when no
+        source names it. Without it a list after a like may hold nothing the like brought
+        (the ranker or the bandit may rate other evidence higher), and the person who just
+        pressed "like" sees no answer to it."""
+        if not u.recent_likes:
+            return None
+        newest = u.recent_likes[-1]
+        readers = [n for n in cands.proposals if _reads_likes(n) and n in self.recommenders]
+        for name in self.source_order(readers) if readers else []:
+            prop = cands.proposals[name][:FOLLOW_LOOK]
+            if not len(prop):
+                continue
+            found = self.recommenders[name].explain_many(u, self.catalog, prop.tolist())
+            for i, liked in zip(prop.tolist(), found, strict=True):
+                if newest in liked[:MAX_BECAUSE]:
+                    return Pick(int(i), name, float(cands.scores[name][i]))
+        return None
 
     def _explore_pool(
         self,
@@ -920,6 +972,12 @@ class Engine:
                 at += 1
             return at
 
+        # The first list after a like opens with a movie that like explains.
+        follow = plan.follow
+        if follow is not None and not start.followed and n_main > 0 and usable(follow.idx):
+            picks.append(follow)
+            taken.add(follow.idx)
+            n_bandit = min(n_bandit, n_main - 1)
         ranked = plan.ranked
         r = start.ranked
         while r < len(ranked) and len(picks) < n_main - n_bandit:
@@ -979,6 +1037,7 @@ class Engine:
             resume(ranked, start.ranked),
             e,
             {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
+            followed=True,
         )
         return picks, rows, cursor
 

@@ -8,7 +8,9 @@ arrive (or when the serving models change), and keeps several lists' worth of th
 - ``proposals``: each asked source's own best candidates (the bandit slot draws a source and
   takes its best movie the ranker did not already pick);
 - ``explore``: exploration picks (least-shown movies of a random sample of the catalogue,
-  ordered by this user's taste).
+  ordered by this user's taste);
+- ``follow``: after a like, the movie that opens the next list because of it (the best
+  proposal that a source explains by that like), so that the next list visibly follows it.
 
 Serving a list from a plan is a walk down those arrays that skips what the user has seen
 since: microseconds. A plan is *invalid* once the user has acted since it was made (the next
@@ -29,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cinerec.engine.policy import Pick
+
 #: how deep a plan asks each source (the ranker orders the union): about a hundred lists'
 #: worth, so a user who asks again and again without acting is served from the same plan
 #: (the first lists' order does not depend on it, see ``ranking.gather``)
@@ -41,6 +45,8 @@ RANKED_FIRST = 200
 #: exploration picks a plan keeps, in lists' worth; once they are used up its exploration
 #: slots draw from the shared plan's picks (the least-shown movies of the moment)
 PLAN_EXPLORE_LISTS = 20
+#: proposals of each source searched for the movie that follows a like (``Plan.follow``)
+FOLLOW_LOOK = 20
 #: a plan with fewer lists than this left in it is made again in the background, before
 #: it runs dry (a dry plan is made again on the request path)
 PLAN_LOW_WATER = 3
@@ -61,6 +67,8 @@ class Cursor:
     ranked: int
     explore: int
     proposals: dict[str, int]
+    #: whether the plan's follow-up slot (``Plan.follow``) has been served
+    followed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,10 @@ class Plan:
     cursor: Cursor = field(default_factory=lambda: Cursor(0, 0, {}))
     #: what the plan was made for
     setting: RankingSetting = DEFAULT_SETTING
+    #: a user's plan: the movie that opens its first list, one that the user's newest like
+    #: explains ("because you liked X": the next list reflects the like), its source and
+    #: score; None when no source explains a movie by that like
+    follow: Pick | None = None
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
