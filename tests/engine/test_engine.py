@@ -509,8 +509,9 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
 @pytest.mark.parametrize("ranked", [False, True])
 def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: bool) -> None:
     """Whatever orders the list (the bandit before a ranker is trained, or a ranker that
-    reads popularity only), the next list answers the like: its first movie is one that
-    item-to-item explains by the movie just liked."""
+    reads popularity only), the list after a like given in reply to lists answers it: its
+    first movie is one that the like explains. An imported like (no list shown before) is
+    left to the ranker."""
     from cinerec.engine.ranking import SegmentedRanker, SourceRanker
 
     eng = make_engine(n=120, share=0.0)
@@ -526,12 +527,15 @@ def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: boo
     )
     if ranked:
         eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
+    eng.apply_events([Event("imported", "m21", EventKind.LIKE)])
+    if ranked:
+        assert eng.recommend("imported", 10, explore=False)[0].movie_id == "m9"
+    eng.recommend("u", 10, explore=False)  # a newcomer's list (no movie of m20..m35)
     eng.apply_events([Event("u", "m21", EventKind.LIKE)])  # an odd-taste movie
     first = eng.recommend("u", 10, explore=False)
     assert first[0].source in ("item_to_item", "co_likes")
     assert int(first[0].movie_id[1:]) % 2 == 1 and int(first[0].movie_id[1:]) >= 20
     (reason,) = eng.explain("u", first[:1])
     assert reason.because == ["m21"] and reason.text == "Because you liked Movie 21"
-    if ranked:  # the rest is the ranker's (popularity), and so is the next list's head
-        assert all(int(r.movie_id[1:]) < 10 for r in first[1:])
-        assert eng.recommend("u", 10, explore=False)[0].movie_id == "m0"
+    # Answered once: the plan's next list (no new act) goes on in the plan's own order.
+    assert eng.user("u", create=False).plan.cursor.followed

@@ -346,6 +346,7 @@ class Engine:
                 self.n_events += 1
                 u.see(i)
                 if e.kind is EventKind.NOT_INTERESTED:
+                    u.answer = -1
                     continue
                 # The same like (or dislike) again changes only when the state was last
                 # confirmed (training's time decay): the catalogue counts each user once, so
@@ -355,6 +356,7 @@ class Engine:
                 ) or (e.kind is EventKind.DISLIKE and i in u.disliked):
                     u.interaction_ts[i] = e.ts
                     continue
+                u.answer = -1
                 if weight is not None:
                     u.interactions[i] = weight
                     u.interaction_ts[i] = e.ts
@@ -364,6 +366,8 @@ class Engine:
                     if weight >= 0.5 or e.kind is EventKind.LIKE:
                         if i not in u.recent_likes:
                             u.recent_likes.append(i)
+                        if u.shown:  # a like in reply to lists: the next one answers it
+                            u.answer = i
                         if not u.likes(i):
                             cat.add_liker(i, u)
                             self.impressions.like(u.idx, i)
@@ -587,8 +591,8 @@ class Engine:
         # each list it serves is evidence with probability evidence_share.
         evidence = shared or self._rng.random() < self.evidence_share
         needed, drawn = self._needed(u, sources, not evidence)
-        if needed is not None and u is not None and u.recent_likes:  # for the follow-up
-            needed = needed | {name for name in sources if _reads_likes(name)}
+        if needed is not None and u is not None and u.answer >= 0:  # for the follow-up
+            needed = needed | {n for n in sources if _reads_likes(n) and n in self._builtin}
         cands = gather(u, cat, sources, ok, only=None if evidence else needed, deep=PLAN_DEPTH)
         has_ranker = self.ranker is not None
         if has_ranker and len(cands):
@@ -628,16 +632,17 @@ class Engine:
         )
 
     def _follow_up(self, u: UserState, cands: Candidates) -> Pick | None:
-        """The movie that opens the user's next list because of their newest like: among the
+        """The movie that opens the user's next list because of the like it answers
+        (``u.answer``: a like given in reply to lists, and the user's latest act): among the
         best ``FOLLOW_LOOK`` proposals of each source that explains by likes (item-to-item,
         co-likes, the personal models), in the order of a Thompson draw over those sources,
-        the first that the source explains by that like. None without a like, or when no
-        source names it. Without it a list after a like may hold nothing the like brought
-        (the ranker or the bandit may rate other evidence higher), and the person who just
-        pressed "like" sees no answer to it."""
-        if not u.recent_likes:
+        the first that the source explains by that like. None when there is no such like
+        (an imported history has none) or no source names it. Without it a list after a
+        like may hold nothing the like brought (the ranker or the bandit may rate other
+        evidence higher), and the person who just pressed "like" sees no answer to it."""
+        newest = u.answer
+        if newest < 0 or newest not in u.recent_likes:
             return None
-        newest = u.recent_likes[-1]
         readers = [n for n in cands.proposals if _reads_likes(n) and n in self.recommenders]
         for name in self.source_order(readers) if readers else []:
             prop = cands.proposals[name][:FOLLOW_LOOK]

@@ -57,6 +57,9 @@ class UserState:
     #: every movie the user currently likes, oldest first
     liked: array = field(default_factory=lambda: array("i"))
     n_events: int = 0
+    #: the movie whose like the user's next list answers ("because you liked X"): set by a
+    #: new like of a user who has been shown lists, cleared by any other act; -1 for none
+    answer: int = -1
     #: ranked candidates made on write (:class:`cinerec.engine.plans.Plan`); None until the
     #: user's first personal list
     plan: Any = None
