@@ -4,13 +4,15 @@ free ports. A new visitor signs up, picks genres, gets recommendations with reas
 one (the list changes and names it), says "not interested" to one (it never returns), opens
 "more like this", searches, and signs out; on a desktop and on a phone-sized screen.
 
-The screenshots go to ``docs/img/web_*.png`` (``docs/web.md`` shows them). Without
-chromium the test skips, except under ``CINEREC_REQUIRE_SERVICES=1`` (``.ci/run``, which
-installs it), where a missing browser fails the run.
+With ``CINEREC_SCREENSHOTS=1`` the screenshots go to ``docs/img/web_*.png`` (``docs/web.md``
+shows them). Without chromium the test skips, except under ``CINEREC_REQUIRE_SERVICES=1``
+(``.ci/run``, which installs it), where a missing browser fails the run.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,13 @@ from tests.conftest import REQUIRE_SERVICES
 from tests.e2e.test_http import ROOT, Server, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "img"
+#: where the screenshots go: docs/img (what docs/web.md shows) with CINEREC_SCREENSHOTS=1,
+#: else a temporary folder, so that a test run leaves the checkout as it found it
+SHOTS = (
+    ROOT / "docs" / "img"
+    if os.environ.get("CINEREC_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "cinerec-web-shots"
+)
 PASSWORD = "a long enough password"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
