@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="larger request bodies get 413"
     )
+    rec_log_retention_days: float = Field(
+        default=180.0,
+        ge=0,
+        description="the recommendation log keeps the lists of this many days (0 = all): a "
+        "restart rebuilds who was shown what from it, so a user is never shown a movie again "
+        "within this window; older lists are deleted at start and every hour",
+    )
     max_catalog_genres: int = Field(
         default=1_000,
         ge=1,

@@ -360,6 +360,7 @@ class RecService:
                     batch = []
             eng.apply_events(batch)
             bar.update(len(batch))
+        self.purge_rec_log()
         for entry in self.store.iter_rec_log():
             eng.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
         self.trainer.load_serving()
@@ -373,6 +374,19 @@ class RecService:
             if state.interactions or state.favorite_genres:
                 self.refresher.put(state.id)
         self.loaded = True
+
+    def purge_rec_log(self, now: float | None = None) -> int:
+        """Delete the logged lists older than ``rec_log_retention_days`` (none when 0);
+        returns how many went. A restart rebuilds the shown sets from what is left, so a
+        user is never shown a movie again within the retention window; the users known only
+        from purged lists are forgotten at the next start."""
+        days = self.settings.rec_log_retention_days
+        if days <= 0:
+            return 0
+        purged = self.store.purge_rec_log((now or time.time()) - days * 86_400)
+        if purged:
+            log.info("rec log retention: deleted %d lists older than %g days", purged, days)
+        return purged
 
     def load_demo_if_empty(self, path: Path | None = None) -> bool:
         if self.store.count_movies() > 0:

@@ -196,6 +196,19 @@ def test_rec_log_and_feedback(store: Store) -> None:
     assert list(store.iter_feedback()) == [fb]
 
 
+def test_purging_the_rec_log_keeps_the_newer_lists_and_their_feedback(store: Store) -> None:
+    now = time.time()
+    old = RecLogEntry("old", "u1", ["m1"], ["popular"], "popular", ts=now - 100)
+    new = RecLogEntry("new", "u1", ["m2"], ["popular"], "popular", ts=now)
+    store.log_recommendations([old, new])
+    store.add_feedback(Feedback("old", "u1", "m1", True, now - 90))
+    store.add_feedback(Feedback("new", "u1", "m2", True, now))
+    assert store.purge_rec_log(now - 50) == 1
+    assert list(store.iter_rec_log()) == [new] and store.get_rec_log("old") is None
+    assert [f.session_id for f in store.iter_feedback()] == ["new"]
+    assert store.purge_rec_log(now - 50) == 0
+
+
 def test_wipe_removes_everything(store: Store) -> None:
     store.upsert_movies([Movie("m1")])
     store.upsert_users([User("u1")])

@@ -163,6 +163,11 @@ class Store(ABC):
     def iter_rec_log(self) -> Iterator[RecLogEntry]: ...
 
     @abstractmethod
+    def purge_rec_log(self, before: float) -> int:
+        """Delete the lists logged before ``before`` (Unix s) and their feedback; returns
+        how many lists went."""
+
+    @abstractmethod
     def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
         """Every list logged for one user, oldest first (restores a lost shown set)."""
 

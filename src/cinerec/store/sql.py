@@ -351,6 +351,12 @@ class SqlStore(Store):
             for r in conn.execution_options(yield_per=10_000).execute(q):
                 yield self._to_log(r)
 
+    def purge_rec_log(self, before: float) -> int:
+        old = select(t.rec_log.c.session_id).where(t.rec_log.c.ts < before)
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(t.feedback.delete().where(t.feedback.c.session_id.in_(old)))
+            return int(conn.execute(t.rec_log.delete().where(t.rec_log.c.ts < before)).rowcount)
+
     def user_rec_log(self, user_id: str) -> list[RecLogEntry]:
         q = select(t.rec_log).where(t.rec_log.c.user_id == user_id).order_by(t.rec_log.c.id)
         with self.engine.connect() as conn:

@@ -6,18 +6,32 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 
 from cinerec.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
-class Scheduler:
-    """Background thread: trains when :meth:`Trainer.due` says so (embedded server)."""
+#: how often the scheduler runs its housekeeping (the recommendation log's retention)
+HOUSEKEEPING_S = 3600.0
 
-    def __init__(self, trainer: Trainer, tick_s: float = 5.0) -> None:
+
+class Scheduler:
+    """Background thread: trains when :meth:`Trainer.due` says so (embedded server), and
+    runs ``housekeeping`` (e.g. :meth:`RecService.purge_rec_log`) every ``HOUSEKEEPING_S``."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        tick_s: float = 5.0,
+        housekeeping: Callable[[], object] | None = None,
+    ) -> None:
         self.trainer = trainer
         self.tick_s = tick_s
+        self.housekeeping = housekeeping
+        self._housekept = time.monotonic()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="train-scheduler", daemon=True)
 
@@ -30,6 +44,12 @@ class Scheduler:
     def _run(self) -> None:
         _lowest_cpu_priority()
         while not self._stop.wait(self.tick_s):
+            if self.housekeeping and time.monotonic() - self._housekept >= HOUSEKEEPING_S:
+                self._housekept = time.monotonic()
+                try:
+                    self.housekeeping()
+                except Exception:
+                    log.exception("housekeeping failed")
             try:
                 mode = self.trainer.due()
                 if mode:
