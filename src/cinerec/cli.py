@@ -145,6 +145,8 @@ def _run_servers(host: str, apps: list[tuple[Any, int]]) -> None:
                 log_level="warning",
                 access_log=False,
                 timeout_keep_alive=KEEP_ALIVE_S,
+                # the app reads X-Forwarded-For itself (settings.trusted_proxies)
+                proxy_headers=False,
             )
         )
         for app, port in apps

@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         description="distinct genres in the catalogue (it keeps a movies x genres matrix); "
         "a write that would add more gets 422",
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        max_length=4096,
+        description="comma-separated addresses or networks (CIDR), or *, of the reverse proxies "
+        "in front: a request from one of them is taken to come from the client its "
+        "X-Forwarded-For names (rate limits per address count that client, not the proxy)",
+    )
     rate_limit: bool = Field(default=True, description="per-client limits on writes and auth")
     rate_limit_writes_per_s: float = Field(default=20.0, gt=0)
     rate_limit_writes_burst: int = Field(default=200, ge=1)

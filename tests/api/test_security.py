@@ -335,6 +335,30 @@ def test_login_attempts_are_rate_limited_per_client() -> None:
     svc.close()
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+def test_behind_a_trusted_proxy_each_client_has_its_own_login_limit(trusted: bool) -> None:
+    """Behind a reverse proxy every request comes from the proxy's address: the per-address
+    limit counts the client that X-Forwarded-For names, but only when the proxy is trusted
+    (``trusted_proxies``); an untrusted peer cannot pick its address by sending the header."""
+    svc, client = make(
+        rate_limit=True,
+        rate_limit_auth_burst=2,
+        rate_limit_auth_per_min=1,
+        trusted_proxies="testclient" if trusted else "127.0.0.1,::1",
+    )
+    creds = {"user_id": "alice", "password": "guess number one"}
+    with client:
+
+        def login(ip: str) -> int:
+            r = client.post(f"{V1}/auth/login", json=creds, headers={"X-Forwarded-For": ip})
+            return r.status_code
+
+        assert [login("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+        # Another client behind the same proxy: its own bucket, unless the header is ignored.
+        assert login("198.51.100.9") == (401 if trusted else 429)
+    svc.close()
+
+
 def test_writes_are_rate_limited_per_user_not_for_the_admin() -> None:
     svc, client = make(rate_limit=True, rate_limit_writes_burst=5, rate_limit_writes_per_s=0.1)
     with client:

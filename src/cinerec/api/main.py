@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cinerec import __version__
 from cinerec.api import errors
@@ -83,6 +84,8 @@ def _app(
         app.add_middleware(RecsFastPath, service=svc, route=grader.recs_route(), max_id=MAX_ID)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    # The client behind a trusted reverse proxy (X-Forwarded-For), for per-address limits.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if role.http is not None:  # outermost: times everything, errors included
         app.add_middleware(MetricsMiddleware, metrics=role.http)
     errors.install(app)
