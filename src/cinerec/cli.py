@@ -117,7 +117,7 @@ def serve(
         # (default 5 ms) while its pure-Python parts run.
         sys.setswitchinterval(0.001)
 
-        Scheduler(svc.trainer, housekeeping=svc.purge_rec_log).start()
+        Scheduler(svc.trainer, housekeeping=svc.housekeeping).start()
     main_app = create_app(svc, owns_service=True)
     apps = [(main_app, port)]
     if collector_port is not None:
@@ -369,7 +369,7 @@ def _consume(svc: RecService) -> None:
     if svc.shared is not None:
         threading.Thread(target=work.run_ticker, name="worker-ticker", daemon=True).start()
     if svc.settings.scheduler:
-        Scheduler(svc.trainer, housekeeping=svc.purge_rec_log).start()
+        Scheduler(svc.trainer, housekeeping=svc.housekeeping).start()
     typer.echo(f"worker: consuming {svc.settings.broker_queue}; Ctrl-C to stop")
     try:
         svc.bus.consume(work.handle, work.stop)

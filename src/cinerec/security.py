@@ -22,12 +22,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from pwdlib import PasswordHash
 
 from cinerec.config import Settings
+
+if TYPE_CHECKING:
+    from cinerec.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,22 @@ class Authenticator:
         if claims.get("typ", "access") != typ:
             raise AuthError(f"a {claims.get('typ')} token cannot be used here; send a {typ} token")
         return claims
+
+    def refresh_claims(self, token: str, store: Store) -> dict[str, Any]:
+        """The claims of a valid refresh token that was not signed out; raises
+        :class:`AuthError`. (Reads the store: call it off the event loop.)"""
+        claims = self.decode(token, typ="refresh")
+        jti = claims.get("jti")
+        if isinstance(jti, str) and store.is_token_revoked(jti):
+            raise AuthError("this refresh token was signed out: log in again")
+        return claims
+
+    @staticmethod
+    def sign_out(claims: dict[str, Any], store: Store) -> None:
+        """Revoke the refresh token of these claims until it expires."""
+        jti, exp = claims.get("jti"), claims.get("exp")
+        if isinstance(jti, str) and isinstance(exp, int | float):
+            store.revoke_token(jti[:64], float(exp))
 
     def principal(self, token: str) -> Principal:
         """The caller behind a bearer token (admin token or JWT); raises :class:`AuthError`."""

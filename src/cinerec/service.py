@@ -375,6 +375,12 @@ class RecService:
                 self.refresher.put(state.id)
         self.loaded = True
 
+    def housekeeping(self) -> None:
+        """What the scheduler runs every hour: the rec log's retention, and forgetting the
+        revocations of refresh tokens that have expired anyway."""
+        self.purge_rec_log()
+        self.store.purge_revoked_tokens(time.time())
+
     def purge_rec_log(self, now: float | None = None) -> int:
         """Delete the logged lists older than ``rec_log_retention_days`` (none when 0);
         returns how many went. A restart rebuilds the shown sets from what is left, so a

@@ -322,6 +322,26 @@ def test_unbounded_reads_are_422(client: TestClient, path: str) -> None:
     assert r.status_code == 422, r.text
 
 
+def test_logout_signs_a_refresh_token_out(prod: tuple[RecService, TestClient]) -> None:
+    svc, client = prod
+    creds = {"user_id": "erin", "password": "a long enough password"}
+    assert client.post(f"{V1}/auth/register", json=creds).status_code == 201
+    phone = client.post(f"{V1}/auth/login", json=creds).json()["refresh_token"]
+    laptop = client.post(f"{V1}/auth/login", json=creds).json()["refresh_token"]
+    assert client.post(f"{V1}/auth/refresh", json={"refresh_token": phone}).status_code == 200
+    assert client.post(f"{V1}/auth/logout", json={"refresh_token": phone}).status_code == 204
+    r = client.post(f"{V1}/auth/refresh", json={"refresh_token": phone})
+    assert r.status_code == 401 and "signed out" in r.json()["detail"]
+    assert client.post(f"{V1}/auth/logout", json={"refresh_token": phone}).status_code == 204
+    # The other device stays signed in; an access token is no refresh token to sign out.
+    assert client.post(f"{V1}/auth/refresh", json={"refresh_token": laptop}).status_code == 200
+    access = client.post(f"{V1}/auth/login", json=creds).json()["access_token"]
+    assert client.post(f"{V1}/auth/logout", json={"refresh_token": access}).status_code == 401
+    # Revocations are forgotten once the token has expired anyway (hourly housekeeping).
+    assert svc.store.purge_revoked_tokens(time.time()) == 0
+    assert svc.store.purge_revoked_tokens(time.time() + 31 * 86_400) == 1
+
+
 # -- rate limits ----------------------------------------------------------------------------
 def test_login_attempts_are_rate_limited_per_client() -> None:
     svc, client = make(rate_limit=True, rate_limit_auth_burst=3, rate_limit_auth_per_min=1)

@@ -214,8 +214,13 @@ def test_the_refresh_token_renews_the_session_and_sign_out_ends_it(web: TestClie
     r = web.get("/web")
     assert r.status_code == 200
     assert any(c.startswith("cinerec_session=") for c in r.headers.get_list("set-cookie"))
+    stolen = web.cookies.get("cinerec_refresh")  # a copy of the cookie, kept elsewhere
     r = web.post("/web/signout", data={"csrf_token": token})
     assert r.status_code == 303 and r.headers["location"] == "/web/signin"
+    assert web.get("/web").status_code == 303
+    # Signing out signed that refresh token out: its copy renews nothing.
+    assert stolen
+    web.cookies.set("cinerec_refresh", stolen, path="/web")
     assert web.get("/web").status_code == 303
 
 

@@ -209,6 +209,16 @@ def test_purging_the_rec_log_keeps_the_newer_lists_and_their_feedback(store: Sto
     assert store.purge_rec_log(now - 50) == 0
 
 
+def test_revoked_tokens_are_remembered_until_they_expire(store: Store) -> None:
+    now = time.time()
+    store.revoke_token("a" * 32, now + 60)
+    store.revoke_token("a" * 32, now + 60)  # idempotent
+    store.revoke_token("b" * 32, now - 1)
+    assert store.is_token_revoked("a" * 32) and not store.is_token_revoked("c" * 32)
+    assert store.purge_revoked_tokens(now) == 1
+    assert store.is_token_revoked("a" * 32) and not store.is_token_revoked("b" * 32)
+
+
 def test_wipe_removes_everything(store: Store) -> None:
     store.upsert_movies([Movie("m1")])
     store.upsert_users([User("u1")])

@@ -119,7 +119,17 @@ def start_session(request: Request, response: Response, user_id: str, role: str)
     _cookie(response, request, REFRESH_COOKIE, refresh, path=PAGE_PATH, max_age=refresh_ttl)
 
 
-def end_session(response: Response) -> None:
+def end_session(response: Response, request: Request | None = None) -> None:
+    """Clear the session's cookies; with the ``request``, also sign its refresh token out,
+    so a copy of the cookie cannot renew the session."""
+    refresh = request.cookies.get(REFRESH_COOKIE) if request is not None else None
+    if refresh and request is not None:
+        try:
+            claims = _auth(request).decode(refresh, typ="refresh")
+        except AuthError:
+            pass
+        else:
+            _auth(request).sign_out(claims, request.app.state.service.store)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(REFRESH_COOKIE, path=PAGE_PATH)
 
@@ -140,14 +150,15 @@ def signed_in_user(request: Request) -> str | None:
     refresh = request.cookies.get(REFRESH_COOKIE)
     if not refresh:
         return None
+    store = request.app.state.service.store
     try:
-        claims = auth.decode(refresh, typ="refresh")
+        claims = auth.refresh_claims(refresh, store)
     except AuthError:
         return None
     sub, role = claims.get("sub"), claims.get("role", "user")
     if not isinstance(sub, str):
         return None
-    account = request.app.state.service.store.get_account(sub)
+    account = store.get_account(sub)
     if account is None:  # deleted or wiped since
         return None
     request.state.renewed = (sub, str(role))

@@ -232,3 +232,14 @@ class Store(ABC):
 
     @abstractmethod
     def get_account(self, user_id: str) -> Account | None: ...
+
+    @abstractmethod
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        """Remember a token id as signed out until ``expires_at`` (idempotent)."""
+
+    @abstractmethod
+    def is_token_revoked(self, jti: str) -> bool: ...
+
+    @abstractmethod
+    def purge_revoked_tokens(self, now: float) -> int:
+        """Forget revocations of tokens expired by ``now``; returns how many went."""

@@ -550,6 +550,21 @@ class SqlStore(Store):
             r = conn.execute(select(t.accounts).where(t.accounts.c.user_id == user_id)).first()
         return Account(r.user_id, r.password_hash, r.role, r.created_at) if r else None
 
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        row = {"jti": jti, "expires_at": expires_at}
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(self._insert(t.revoked_tokens).values(row).on_conflict_do_nothing())
+
+    def is_token_revoked(self, jti: str) -> bool:
+        q = select(t.revoked_tokens.c.jti).where(t.revoked_tokens.c.jti == jti)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    def purge_revoked_tokens(self, now: float) -> int:
+        q = t.revoked_tokens.delete().where(t.revoked_tokens.c.expires_at < now)
+        with self._write_lock, self.engine.begin() as conn:
+            return int(conn.execute(q).rowcount)
+
 
 def _refused_value(ctx: ExceptionContext) -> None:
     """SQLAlchemy's ``DataError`` becomes the store's own :class:`RefusedValueError`, and a

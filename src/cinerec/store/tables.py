@@ -128,7 +128,27 @@ experiments = Table(
     Index("ix_experiments_created", "created_at"),
 )
 
-ALL_TABLES = (experiments, accounts, models, feedback, rec_log, events, users, movies)
+#: refresh tokens signed out before they expire (their ``jti``); a row may go once the token
+#: has expired (:meth:`cinerec.store.Store.purge_revoked_tokens`)
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_revoked_tokens_expires", "expires_at"),
+)
+
+ALL_TABLES = (
+    revoked_tokens,
+    experiments,
+    accounts,
+    models,
+    feedback,
+    rec_log,
+    events,
+    users,
+    movies,
+)
 
 #: the full-text search objects of migration 0005, made in each database's own way (an FTS5
 #: table and its shadow tables in SQLite, an expression index in PostgreSQL): the portable

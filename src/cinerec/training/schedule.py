@@ -14,13 +14,13 @@ from cinerec.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
-#: how often the scheduler runs its housekeeping (the recommendation log's retention)
+#: how often the scheduler runs its housekeeping (retention of the rec log, token revocations)
 HOUSEKEEPING_S = 3600.0
 
 
 class Scheduler:
     """Background thread: trains when :meth:`Trainer.due` says so (embedded server), and
-    runs ``housekeeping`` (e.g. :meth:`RecService.purge_rec_log`) every ``HOUSEKEEPING_S``."""
+    runs ``housekeeping`` (:meth:`RecService.housekeeping`) every ``HOUSEKEEPING_S``."""
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -84,7 +84,7 @@ async def login(body: Credentials, svc: ServiceDep, auth: AuthDep) -> TokenOut:
 @router.post("/refresh", response_model=TokenOut)
 async def refresh(body: RefreshRequest, svc: ServiceDep, auth: AuthDep) -> TokenOut:
     """A new access token (and refresh token) for a valid refresh token."""
-    claims = auth.decode(body.refresh_token, typ="refresh")
+    claims = await run_in_threadpool(auth.refresh_claims, body.refresh_token, svc.store)
     user_id = claims.get("sub")
     if not isinstance(user_id, str):
         raise InvalidInputError("the refresh token names no user")
@@ -92,3 +92,13 @@ async def refresh(body: RefreshRequest, svc: ServiceDep, auth: AuthDep) -> Token
     if account is None:  # deleted (or wiped) since the token was issued
         raise AuthError("the account of this refresh token no longer exists")
     return _tokens(auth, account.user_id, account.role)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(body: RefreshRequest, svc: ServiceDep, auth: AuthDep) -> Response:
+    """Sign a refresh token out: it can no longer renew access (a signed-out device stays
+    signed out). Access tokens already issued live out their short lifetime
+    (``access_token_ttl_s``). Signing out twice is fine."""
+    claims = auth.decode(body.refresh_token, typ="refresh")
+    await run_in_threadpool(auth.sign_out, claims, svc.store)
+    return Response(status_code=204)

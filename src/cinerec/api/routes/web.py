@@ -257,7 +257,7 @@ def signup(
 @router.post("/signout", dependencies=[CsrfChecked])
 def signout(request: Request) -> Response:
     response = redirect(request, f"{PAGE_PATH}/signin")
-    end_session(response)
+    end_session(response, request)
     return response
 
 
