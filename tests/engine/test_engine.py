@@ -506,8 +506,8 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
     assert eng.fold_served() is False  # nothing left to fold
 
 
-@pytest.mark.parametrize("ranked", [False, True])
-def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: bool) -> None:
+@pytest.mark.parametrize("ranked", [None, "popular", "co_likes"])
+def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: str | None) -> None:
     """Whatever orders the list (the bandit before a ranker is trained, or a ranker that
     reads popularity only), the list after a like given in reply to lists answers it: its
     first movie is one that the like explains. An imported like (no list shown before) is
@@ -526,13 +526,14 @@ def test_the_list_after_a_like_opens_with_a_movie_that_like_explains(ranked: boo
         ]
     )
     if ranked:
-        eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
+        eng.ranker = SegmentedRanker(SourceRanker(ranked), SourceRanker(ranked))
     eng.apply_events([Event("imported", "m21", EventKind.LIKE)])
-    if ranked:
+    if ranked == "popular":
         assert eng.recommend("imported", 10, explore=False)[0].movie_id == "m9"
     eng.recommend("u", 10, explore=False)  # a newcomer's list (no movie of m20..m35)
     eng.apply_events([Event("u", "m21", EventKind.LIKE)])  # an odd-taste movie
     first = eng.recommend("u", 10, explore=False)
+    assert len(set(ids(first))) == 10  # the follow-up is not listed twice
     assert first[0].source in ("item_to_item", "co_likes")
     assert int(first[0].movie_id[1:]) % 2 == 1 and int(first[0].movie_id[1:]) >= 20
     (reason,) = eng.explain("u", first[:1])

@@ -987,7 +987,7 @@ class Engine:
         r = start.ranked
         while r < len(ranked) and len(picks) < n_main - n_bandit:
             i = int(ranked[r])
-            if usable(i):
+            if i not in taken and usable(i):  # (the follow-up may be in the ranker's order)
                 picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
                 taken.add(i)
             r += 1
