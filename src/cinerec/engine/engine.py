@@ -28,6 +28,7 @@ from cinerec.engine.explain import (
 from cinerec.engine.ids import IdMap
 from cinerec.engine.plans import (
     DEFAULT_SETTING,
+    FOLLOW_HEAD,
     FOLLOW_LOOK,
     FORCED_DEPTH,
     PLAN_DEPTH,
@@ -81,6 +82,22 @@ _GENRE_SOURCES = {"genre_top": "genre_top", "genre_popular": "genre_popular", "n
 def _reads_likes(source: str) -> bool:
     """Whether a source scores from the user's likes (and can name them as its reason)."""
     return source not in _PLAIN_SOURCES and source not in _GENRE_SOURCES
+
+
+def _put_follow_up(picks: list[Pick], follow: Pick, n_ranked: int, taken: set[int]) -> None:
+    """Put the movie that answers a like into a list's main picks (the first ``n_ranked``
+    are the ranker's, the bandit's come after): if another source picked it already, it
+    keeps its place under the source that names the like; else it takes the place of the
+    ranker's last pick (of the last pick without a ranker), which stays unshown for the
+    next lists (it leaves ``taken``)."""
+    for n, p in enumerate(picks):
+        if p.idx == follow.idx:
+            picks[n] = follow
+            return
+    last = n_ranked - 1 if n_ranked > 0 else len(picks) - 1
+    taken.discard(picks[last].idx)
+    picks[last] = follow
+    taken.add(follow.idx)
 
 
 #: likers of a movie whose other likes make its "similar movies"
@@ -450,29 +467,20 @@ class Engine:
         )
 
     def _ranked(
-        self, cands: Candidates, n_main: int, explore: bool, follow: Pick | None = None
-    ) -> tuple[list[Pick], list[int]]:
-        """The main slots: ``follow`` first (see :meth:`_follow_up`), then the ranker's order,
-        with one slot (when exploring) given to a source drawn by :meth:`draw_source`; every
-        slot drawn that way while no ranker serves. Returns the picks and their rows in
-        ``cands``."""
+        self, cands: Candidates, n_main: int, explore: bool
+    ) -> tuple[list[Pick], list[int], int]:
+        """The main slots: the ranker's order, with one slot (when exploring) given to a source
+        drawn by :meth:`draw_source`; every slot drawn that way while no ranker serves.
+        Returns the picks, their rows in ``cands`` and how many of them are the ranker's."""
         picks: list[Pick] = []
         rows: list[int] = []
         taken: set[int] = set()
-        if follow is not None and n_main > 0:
-            picks.append(follow)
-            rows.append(int(np.searchsorted(cands.idx, follow.idx)))
-            taken.add(follow.idx)
-        n_bandit = n_main - len(picks)
+        n_bandit = n_main
         if self.ranker is not None and len(cands):
-            n_bandit = min(n_bandit, 1 if explore and n_main > 1 else 0)
+            n_bandit = 1 if explore and n_main > 1 else 0
             s = self.ranker.score(cands.features, cands.names)
-            for r in np.argsort(-s, kind="stable"):
-                if len(picks) >= n_main - n_bandit:
-                    break
+            for r in np.argsort(-s, kind="stable")[: n_main - n_bandit]:
                 i = int(cands.idx[r])
-                if i in taken:
-                    continue
                 picks.append(Pick(i, cands.best_source[r], float(s[r])))
                 rows.append(int(r))
                 taken.add(i)
@@ -492,7 +500,7 @@ class Engine:
                     rows.append(int(np.searchsorted(cands.idx, i)))
                     break
                 open_.remove(name)
-        return picks, rows
+        return picks, rows, n_main - n_bandit if self.ranker is not None and len(cands) else 0
 
     def _needed(
         self, u: UserState | None, sources: Mapping[str, Recommender], bandit: bool
@@ -563,9 +571,12 @@ class Engine:
                 ok = self.policy.allowed(u, cat, ex, only)
                 cands = gather(u, cat, self.candidate_sources(), ok)
                 n_explore = self.policy.exploration_slots(cat, k) if explore else 0
-                # The default list less some movies (not a genre preview) follows a like too.
-                follow = self._follow_up(u, cands) if u is not None and not genres else None
-                picks, _ = self._ranked(cands, k - n_explore, explore, follow)
+                picks, _, n_ranked = self._ranked(cands, k - n_explore, explore)
+                # The default list less some movies (not a genre preview) answers a like too.
+                if u is not None and not genres and picks:
+                    follow = self._follow_up(u, cands, [(p.idx, p.source) for p in picks])
+                    if follow is not None:
+                        _put_follow_up(picks, follow, n_ranked, set())
                 ranked = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
                 self.policy.complete(picks, u, cat, ok, k, ranked, [1.0] * len(ranked), ex, only)
             if mark_shown and u is not None:
@@ -611,7 +622,8 @@ class Engine:
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
         explore = self._explore_pool(shared, ok, ranked, taste)
         keep = evidence and len(cands) > 0
-        follow = None if u is None else self._follow_up(u, cands)
+        head = list(zip(ranked[:FOLLOW_HEAD].tolist(), best[:FOLLOW_HEAD], strict=True))
+        follow = None if u is None else self._follow_up(u, cands, head)
         return Plan(
             version=self.version,
             n_events=u.n_events if u is not None else -1,
@@ -631,28 +643,47 @@ class Engine:
             follow=follow,
         )
 
-    def _follow_up(self, u: UserState, cands: Candidates) -> Pick | None:
-        """The movie that opens the user's next list because of the like it answers
-        (``u.answer``: a like given in reply to lists, and the user's latest act): among the
-        best ``FOLLOW_LOOK`` proposals of each source that explains by likes (item-to-item,
-        co-likes, the personal models), in the order of a Thompson draw over those sources,
-        the first that the source explains by that like. None when there is no such like
-        (an imported history has none) or no source names it. Without it a list after a
-        like may hold nothing the like brought (the ranker or the bandit may rate other
-        evidence higher), and the person who just pressed "like" sees no answer to it."""
+    def _follow_up(
+        self, u: UserState, cands: Candidates, head: Sequence[tuple[int, str]]
+    ) -> Pick | None:
+        """The movie that answers the like behind ``u.answer`` (a like given in reply to
+        lists, and the user's latest act) in the next list, when the head of that list
+        (``head``: movie and source, the ranker's first picks) holds none that the like
+        explains: among the best ``FOLLOW_LOOK`` proposals of each source that explains by
+        likes (item-to-item, co-likes, the personal models), in the order of a Thompson draw
+        over those sources, the first that the source explains by that like. None when
+        the head answers it already, when there is no such like (an imported history has
+        none), or when no source names it. It takes the place of the list's last ranked
+        pick, where the ranker is least sure (:func:`_last_ranked`)."""
         newest = u.answer
         if newest < 0 or newest not in u.recent_likes:
             return None
+        named = self._names_like(u, newest)
+        by_source: dict[str, list[int]] = defaultdict(list)
+        for movie, source in head:
+            by_source[source].append(movie)
+        if any(named(source, idxs) is not None for source, idxs in by_source.items()):
+            return None  # the list answers the like already
         readers = [n for n in cands.proposals if _reads_likes(n) and n in self.recommenders]
         for name in self.source_order(readers) if readers else []:
-            prop = cands.proposals[name][:FOLLOW_LOOK]
-            if not len(prop):
-                continue
-            found = self.recommenders[name].explain_many(u, self.catalog, prop.tolist())
-            for i, liked in zip(prop.tolist(), found, strict=True):
-                if newest in liked[:MAX_BECAUSE]:
-                    return Pick(int(i), name, float(cands.scores[name][i]))
+            found = named(name, cands.proposals[name][:FOLLOW_LOOK].tolist())
+            if found is not None:
+                return Pick(found, name, float(cands.scores[name][found]))
         return None
+
+    def _names_like(self, u: UserState, liked: int) -> Callable[[str, list[int]], int | None]:
+        """A test: the first of some movies of one source whose reason names ``liked``."""
+
+        def named(source: str, idxs: list[int]) -> int | None:
+            rec = self.recommenders.get(source)
+            if rec is None or not idxs or not _reads_likes(source):
+                return None
+            for i, because in zip(idxs, rec.explain_many(u, self.catalog, idxs), strict=True):
+                if liked in because[:MAX_BECAUSE]:
+                    return int(i)
+            return None
+
+        return named
 
     def _explore_pool(
         self,
@@ -977,20 +1008,15 @@ class Engine:
                 at += 1
             return at
 
-        # The first list after a like opens with a movie that like explains.
-        follow = plan.follow
-        if follow is not None and not start.followed and n_main > 0 and usable(follow.idx):
-            picks.append(follow)
-            taken.add(follow.idx)
-            n_bandit = min(n_bandit, n_main - 1)
         ranked = plan.ranked
         r = start.ranked
         while r < len(ranked) and len(picks) < n_main - n_bandit:
             i = int(ranked[r])
-            if i not in taken and usable(i):  # (the follow-up may be in the ranker's order)
+            if usable(i):
                 picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
                 taken.add(i)
             r += 1
+        n_ranked = len(picks)
         cursors = {name: start.proposals.get(name, 0) for name in plan.proposals}
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(plan.proposals[name][0])]
@@ -1005,6 +1031,10 @@ class Engine:
                     picks.append(Pick(i, name, float(sc[c])))
                     break
                 open_.remove(name)
+        # The first list after a like answers it (see _follow_up).
+        follow = plan.follow
+        if follow is not None and not start.followed and picks and usable(follow.idx):
+            _put_follow_up(picks, follow, n_ranked, taken)
         cand_idx = plan.cand_idx
         rows = (
             np.searchsorted(cand_idx, [p.idx for p in picks]).tolist()

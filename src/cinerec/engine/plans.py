@@ -9,8 +9,8 @@ arrive (or when the serving models change), and keeps several lists' worth of th
   takes its best movie the ranker did not already pick);
 - ``explore``: exploration picks (least-shown movies of a random sample of the catalogue,
   ordered by this user's taste);
-- ``follow``: after a like, the movie that opens the next list because of it (the best
-  proposal that a source explains by that like), so that the next list visibly follows it.
+- ``follow``: after a like, a movie that like explains, for the next list when the ranker's
+  first picks hold none (so that the next list visibly answers the like).
 
 Serving a list from a plan is a walk down those arrays that skips what the user has seen
 since: microseconds. A plan is *invalid* once the user has acted since it was made (the next
@@ -45,8 +45,10 @@ RANKED_FIRST = 200
 #: exploration picks a plan keeps, in lists' worth; once they are used up its exploration
 #: slots draw from the shared plan's picks (the least-shown movies of the moment)
 PLAN_EXPLORE_LISTS = 20
-#: proposals of each source searched for the movie that follows a like (``Plan.follow``)
+#: proposals of each source searched for the movie that answers a like (``Plan.follow``)
 FOLLOW_LOOK = 20
+#: the ranker's first picks that may answer a like already (the main slots of a 10-list)
+FOLLOW_HEAD = 8
 #: a plan with fewer lists than this left in it is made again in the background, before
 #: it runs dry (a dry plan is made again on the request path)
 PLAN_LOW_WATER = 3
@@ -118,9 +120,9 @@ class Plan:
     cursor: Cursor = field(default_factory=lambda: Cursor(0, 0, {}))
     #: what the plan was made for
     setting: RankingSetting = DEFAULT_SETTING
-    #: a user's plan: the movie that opens its first list, one that the user's newest like
-    #: explains ("because you liked X": the next list reflects the like), its source and
-    #: score; None when no source explains a movie by that like
+    #: a user's plan: a movie the user's newest like explains ("because you liked X"), put
+    #: in its first list in place of the last ranked pick (the next list answers the like);
+    #: None when the ranker's first picks answer it already, or no source names the like
     follow: Pick | None = None
 
     def outdated(self, version: int) -> bool:
