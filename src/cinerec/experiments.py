@@ -263,6 +263,11 @@ class Experiments:
             self.last_report, self._last_report_at = rep, time.time()
         return rep
 
+    def stop_reports(self, timeout: float = 30.0) -> None:
+        """Wait for a background report to end and start no other (before the store
+        closes under it)."""
+        self._reporting.acquire(timeout=timeout)
+
     def maybe_refresh_report(self, max_age_s: float) -> None:
         """Recompute the running experiment's report in the background when the last one is
         older than ``max_age_s`` (a metrics scrape never waits for the store)."""

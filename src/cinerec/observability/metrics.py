@@ -473,6 +473,7 @@ def api_metrics(svc: RecService) -> RoleMetrics:
         refresh_s=st.online_refresh_s,
         weights=st.weights,
     )
+    svc.on_close(online.stop)
     probe = DependencyProbe(svc)
     registry.register(StateCollector(svc, online, probe))
     ProcessCollector(registry=registry)

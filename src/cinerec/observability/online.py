@@ -345,6 +345,11 @@ class OnlineMonitor:
             return
         threading.Thread(target=self._refresh_bg, name="online-quality", daemon=True).start()
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Wait for a background recomputation to end and start no other (before the store
+        closes under it)."""
+        self._running.acquire(timeout=timeout)
+
     def _refresh_bg(self) -> None:
         try:
             self.refresh()
