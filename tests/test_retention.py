@@ -7,20 +7,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cinerec.config import load_settings
+from cinerec.config import Settings, load_settings
 from cinerec.domain import Movie, RecLogEntry
 from cinerec.service import RecService
 
 DAY = 86_400.0
 
 
-def test_a_restart_replays_only_the_lists_within_retention(tmp_path: Path) -> None:
-    settings = load_settings(
+def retaining(tmp_path: Path, days: float) -> Settings:
+    return load_settings(
         database_url=f"sqlite:///{tmp_path / 'x.db'}",
         data_dir=tmp_path,
         scheduler=False,
-        rec_log_retention_days=30,
+        rec_log_retention_days=days,
     )
+
+
+def test_a_restart_replays_only_the_lists_within_retention(tmp_path: Path) -> None:
+    settings = retaining(tmp_path, days=30)
     svc = RecService(settings)
     svc.add_movies([Movie(f"m{i}", f"Movie {i}", 2000, ["Drama"]) for i in range(50)])
     now = time.time()
@@ -51,12 +55,7 @@ def test_a_restart_replays_only_the_lists_within_retention(tmp_path: Path) -> No
 
 
 def test_retention_zero_keeps_every_list(tmp_path: Path) -> None:
-    settings = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'x.db'}",
-        data_dir=tmp_path,
-        scheduler=False,
-        rec_log_retention_days=0,
-    )
+    settings = retaining(tmp_path, days=0)
     svc = RecService(settings)
     try:
         svc.store.log_recommendations(

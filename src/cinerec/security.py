@@ -180,12 +180,13 @@ class Authenticator:
             raise AuthError("this refresh token was signed out: log in again")
         return claims
 
-    @staticmethod
-    def sign_out(claims: dict[str, Any], store: Store) -> None:
-        """Revoke the refresh token of these claims until it expires."""
+    def sign_out(self, token: str, store: Store) -> None:
+        """Revoke a valid refresh token until it expires (again: no change); raises
+        :class:`AuthError` for anything else. (Writes the store: call it off the event loop.)"""
+        claims = self.decode(token, typ="refresh")
         jti, exp = claims.get("jti"), claims.get("exp")
         if isinstance(jti, str) and isinstance(exp, int | float):
-            store.revoke_token(jti[:64], float(exp))
+            store.revoke_token(jti, float(exp))
 
     def principal(self, token: str) -> Principal:
         """The caller behind a bearer token (admin token or JWT); raises :class:`AuthError`."""

@@ -338,7 +338,7 @@ class RecService:
         self.started_at = time.time()
         #: called after every list with (result, seconds, forced source): the metrics hook
         self.rec_listeners: list[Callable[[RecResult, float, str | None], None]] = []
-        self._closers: list[Callable[[], None]] = []
+        self._closers: list[Callable[[], None]] = [self.experiments.stop_reports]
         #: False until :meth:`load` has rebuilt the state (``/readyz`` answers 503 until then)
         self.loaded = False
 
@@ -405,13 +405,13 @@ class RecService:
 
     def on_close(self, stop: Callable[[], None]) -> None:
         """Have :meth:`close` call ``stop`` first: background work that reads the store (the
-        online-quality monitor of the metrics) must end before the store closes."""
+        experiment reports, the online-quality monitor of the metrics) must end before the
+        store closes."""
         self._closers.append(stop)
 
     def close(self) -> None:
         for stop in self._closers:
             stop()
-        self.experiments.stop_reports()
         self.refresher.close()
         self.rec_log.close()
         self.bus.close()

@@ -484,6 +484,7 @@ class Engine:
                 picks.append(Pick(i, cands.best_source[r], float(s[r])))
                 rows.append(int(r))
                 taken.add(i)
+        n_ranked = len(picks)
         cursors = dict.fromkeys(cands.proposals, 0)
         for _ in range(n_bandit):
             open_ = [name for name, c in cursors.items() if c < len(cands.proposals[name])]
@@ -500,7 +501,7 @@ class Engine:
                     rows.append(int(np.searchsorted(cands.idx, i)))
                     break
                 open_.remove(name)
-        return picks, rows, n_main - n_bandit if self.ranker is not None and len(cands) else 0
+        return picks, rows, n_ranked
 
     def _needed(
         self, u: UserState | None, sources: Mapping[str, Recommender], bandit: bool
@@ -654,36 +655,32 @@ class Engine:
         over those sources, the first that the source explains by that like. None when
         the head answers it already, when there is no such like (an imported history has
         none), or when no source names it. It takes the place of the list's last ranked
-        pick, where the ranker is least sure (:func:`_last_ranked`)."""
+        pick, where the ranker is least sure (:func:`_put_follow_up`)."""
         newest = u.answer
         if newest < 0 or newest not in u.recent_likes:
             return None
-        named = self._names_like(u, newest)
         by_source: dict[str, list[int]] = defaultdict(list)
         for movie, source in head:
             by_source[source].append(movie)
-        if any(named(source, idxs) is not None for source, idxs in by_source.items()):
+        if any(self._first_named(u, newest, s, idxs) is not None for s, idxs in by_source.items()):
             return None  # the list answers the like already
         readers = [n for n in cands.proposals if _reads_likes(n) and n in self.recommenders]
         for name in self.source_order(readers) if readers else []:
-            found = named(name, cands.proposals[name][:FOLLOW_LOOK].tolist())
+            prop = cands.proposals[name][:FOLLOW_LOOK].tolist()
+            found = self._first_named(u, newest, name, prop)
             if found is not None:
                 return Pick(found, name, float(cands.scores[name][found]))
         return None
 
-    def _names_like(self, u: UserState, liked: int) -> Callable[[str, list[int]], int | None]:
-        """A test: the first of some movies of one source whose reason names ``liked``."""
-
-        def named(source: str, idxs: list[int]) -> int | None:
-            rec = self.recommenders.get(source)
-            if rec is None or not idxs or not _reads_likes(source):
-                return None
-            for i, because in zip(idxs, rec.explain_many(u, self.catalog, idxs), strict=True):
-                if liked in because[:MAX_BECAUSE]:
-                    return int(i)
+    def _first_named(self, u: UserState, liked: int, source: str, idxs: list[int]) -> int | None:
+        """The first of ``idxs`` (movies of ``source``) whose reason names ``liked``."""
+        rec = self.recommenders.get(source)
+        if rec is None or not idxs or not _reads_likes(source):
             return None
-
-        return named
+        for i, because in zip(idxs, rec.explain_many(u, self.catalog, idxs), strict=True):
+            if liked in because[:MAX_BECAUSE]:
+                return int(i)
+        return None
 
     def _explore_pool(
         self,
