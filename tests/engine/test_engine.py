@@ -549,3 +549,17 @@ def test_the_list_after_a_like_answers_it(ranked: str | None) -> None:
         assert plan.follow is None and answers[0] == 0
     # Answered once: the plan's next list (no new act) goes on in the plan's own order.
     assert plan.cursor.followed
+
+
+def test_exploration_stops_once_every_movie_has_been_shown_and_reopens_for_a_new_one() -> None:
+    eng = make_engine(n=40, share=0.3)
+    eng.mark_shown("a", [f"m{i}" for i in range(39)])
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 1
+    # the last movie nobody has seen is explored, however small its share of the catalogue
+    plan = eng.make_plan(None)
+    assert eng.catalog.ids.get("m39") in plan.explore[:10].tolist()
+    shown = [m for u in range(20) for m in ids(eng.recommend(f"b{u}", 10))]
+    assert "m39" in shown
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 0
+    eng.upsert_movies([Movie("new", genres=("Drama",))])
+    assert eng.policy.exploration_slots(eng.catalog, 10) == 1

@@ -3,8 +3,10 @@
 1. Never show a user a movie already shown to them, liked, disliked, rated, viewed,
    bookmarked or excluded, nor a hidden movie, nor one that is only known from events.
 2. Mix sources by weight (largest-remainder quotas), each movie labelled with its source.
-3. Give a share of the slots to exploration drawn from the whole catalogue, least-shown
-   movies first, so every movie gets an audience (coverage) and cold movies are seen.
+3. Give a share of the slots to exploration drawn from the whole catalogue, never-shown and
+   then least-shown movies first, so every movie gets an audience (coverage) and cold movies
+   are seen; once every movie has been shown to someone, exploration stops until a new one
+   arrives.
 4. Answer exactly ``k`` movies while the catalogue has that many: a source that runs dry
    hands its slots on; when a user has seen everything, already-shown movies come back
    (labelled ``reshow``) rather than a short list.
@@ -81,14 +83,20 @@ class ServingPolicy:
 
     def exploration_slots(self, catalog: Catalog, k: int) -> int:
         """``exploration_share`` of the list while much of the catalogue has never been
-        shown; a single slot (for what is new) once ``saturation`` of it has an audience."""
+        shown; a single slot once ``saturation`` of it has an audience, as long as some
+        movie has none (a movie added later opens it again); none once every movie has been
+        shown to someone. Past that point, exploration's least-shown movies are those
+        nobody liked when shown (in the closed loop, fewer likes per slot than a random
+        movie): the slot serves the user's taste instead."""
         full = round(k * self.exploration_share)
         servable = catalog.servable
         n = int(servable.sum())
-        if full <= 1 or n == 0:
+        if full == 0 or n == 0:
             return full
-        covered = int(np.count_nonzero(catalog.shown_cnt[: catalog.n][servable])) / n
-        return 1 if covered >= self.saturation else full
+        shown = int(np.count_nonzero(catalog.shown_cnt[: catalog.n][servable]))
+        if shown == n:
+            return 0
+        return 1 if full == 1 or shown / n >= self.saturation else full
 
     def allowed(
         self,
@@ -222,7 +230,16 @@ class ServingPolicy:
             pool = pool[~np.isin(pool, np.fromiter(taken, dtype=np.int64, count=len(taken)))]
         if len(pool) == 0:
             return
-        sample = self.rng.choice(pool, size=min(len(pool), want * EXPLORE_SAMPLE), replace=False)
+        # The sample holds every movie nobody has been shown, up to its size, however few
+        # of them are left (a random sample of the catalogue would miss the last ones).
+        size = min(len(pool), want * EXPLORE_SAMPLE)
+        unseen = catalog.shown_cnt[pool] == 0
+        never, rest = pool[unseen], pool[~unseen]
+        if len(never) >= size:
+            sample = self.rng.choice(never, size=size, replace=False)
+        else:
+            more = self.rng.choice(rest, size=size - len(never), replace=False)
+            sample = np.concatenate([never, more])
         shown = catalog.shown_cnt[sample] + self.rng.random(len(sample))
         tier = sample[np.argsort(shown, kind="stable")[: want * EXPLORE_TIER]]
         taste = np.zeros(len(tier))
