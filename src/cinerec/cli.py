@@ -466,6 +466,15 @@ def simulate(
     requests: Annotated[int, typer.Option(help="/recs requests per user")] = 8,
     concurrency: Annotated[int, typer.Option(help="users active at once")] = 50,
     time_scale: Annotated[float, typer.Option(help="multiplies every pause")] = 1.0,
+    p_self: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="after each answer, the chance that the user likes a relevant movie it "
+            "found by itself (0: users only react to what they are shown)",
+        ),
+    ] = 0.3,
     references: Annotated[
         str, typer.Option(help="comma-separated reference policies, or 'none'")
     ] = DEFAULT_REFERENCES,
@@ -559,7 +568,9 @@ def simulate(
             world = load_world(dataset, n_users=users, seed=seed, min_relevant=min_relevant or 1)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    b = Behaviour(requests=requests, concurrency=concurrency, time_scale=time_scale, seed=seed)
+    b = Behaviour(
+        requests=requests, concurrency=concurrency, time_scale=time_scale, seed=seed, p_self=p_self
+    )
     svc = None
     target: HttpTarget | ServiceTarget
     experiment = None

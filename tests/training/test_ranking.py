@@ -140,3 +140,53 @@ def test_the_incumbent_keeps_serving_unless_a_challenger_is_clearly_better(
     assert small is not None and small.ranker.cold == SourceRanker("a")
     large = choose_ranker(_groups(3000, 0.3, seed=2), current)  # clearly better
     assert large is not None and large.ranker.cold == SourceRanker("b")
+
+
+def test_a_segment_without_evidence_of_its_own_keeps_what_serves_it() -> None:
+    from cinerec.ranker_training import choose_ranker
+
+    # newcomers' evidence only: the warm segment keeps its ranker (or gets the fallback)
+    current = SegmentedRanker(SourceRanker("ease_plus"), SourceRanker("a"))
+    choice = choose_ranker(_groups(200, 0.3, seed=3), current)
+    assert choice is not None and choice.ranker.warm == SourceRanker("ease_plus")
+    first = choose_ranker(_groups(200, 0.3, seed=3), None)
+    assert first is not None and first.ranker.warm == SourceRanker("popular")
+
+
+def test_offline_evidence_counts_only_likes_the_service_did_not_cause() -> None:
+    import scipy.sparse as sp
+
+    from cinerec.domain import Movie
+    from cinerec.engine import Engine
+    from cinerec.ranker_training import offline_groups
+
+    eng = Engine(exploration_share=0.0, seed=1)
+    eng.upsert_movies(Movie(f"m{i}", genres=["Drama"]) for i in range(30))
+    likes = [Event(f"v{u}", f"m{i}", EventKind.LIKE) for u in range(8) for i in range(u, u + 6)]
+    eng.apply_events(likes)
+    eng.mark_shown("shown", ["m1", "m2"])
+    eng.apply_events([Event("shown", m, EventKind.LIKE) for m in ("m1", "m5", "m7")])
+    eng.apply_events([Event("imported", m, EventKind.LIKE) for m in ("m1", "m5", "m7")])
+    cat = eng.catalog
+    m1, m5 = cat.ids.get("m1"), cat.ids.get("m5")
+    shown, imported = eng.user("shown").idx, eng.user("imported").idx
+    held_users = np.array([shown, shown, imported, imported])
+    held_items = np.array([m1, m5, m1, m5])
+    groups = offline_groups(
+        eng,
+        held_users,
+        held_items,
+        np.arange(cat.n),
+        {},
+        x=sp.csr_matrix((eng.users.__len__(), cat.n)),
+        warm_users=10,
+        cold_users=0,
+    )
+    by_relevant = sorted(groups, key=lambda g: g.n_relevant)
+    assert [g.n_relevant for g in by_relevant] == [1, 2]
+    # the user who was shown m1 and liked it: m5 (found by the user) is the positive, m1
+    # is neither positive nor negative; the imported history keeps both as positives
+    was_shown, was_imported = by_relevant
+    assert was_shown.labels.sum() == 1 and was_imported.labels.sum() == 2
+    # one row fewer for m2 (shown, so never proposed again) and one for m1 (left out)
+    assert len(was_imported.labels) - len(was_shown.labels) == 2

@@ -261,9 +261,15 @@ def choose_ranker(
     n_train = n_valid = 0
     parts: list[SourceRanker | LearnedRanker] = []
     for prefix, part, now in (
-        ("warm:", warm or cold, seg.warm if seg else None),
-        ("cold:", cold or warm, seg.cold if seg else None),
+        ("warm:", warm, seg.warm if seg else None),
+        ("cold:", cold, seg.cold if seg else None),
     ):
+        if not part:
+            # No evidence of this segment's own: it keeps what serves it (else the fallback).
+            # The other segment's evidence would choose for it a ranker of another problem
+            # (a personal model's order for newcomers, whom it cannot tell apart).
+            parts.append(now or SourceRanker("popular"))
+            continue
         best, nt, nv = _choose(part, now, "popular", scores, prefix, seed, rounds)
         parts.append(best)
         n_train, n_valid = n_train + nt, n_valid + nv
