@@ -426,6 +426,28 @@ def test_a_like_makes_the_plan_again_and_a_model_swap_only_marks_it_stale() -> N
     assert eng.refresh(["u"]) == 0
 
 
+def test_the_newcomers_plan_follows_popularity_within_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cinerec.engine import plans
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    clock = [1000.0]
+    monkeypatch.setattr(plans.time, "monotonic", lambda: clock[0])
+    eng = make_engine(n=50, share=0.0)
+    eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
+    eng.apply_events([Event("fan", "m3", EventKind.LIKE)])
+    stale: list[str | None] = []
+    eng.on_stale = stale.append
+    assert ids(eng.recommend("new1", 10, explore=False))[0] == "m3"
+    eng.apply_events([Event(f"v{u}", "m7", EventKind.LIKE) for u in range(5)])
+    clock[0] += plans.SHARED_PLAN_TTL_S + 1  # a user's plan would still be fresh
+    eng.recommend("new2", 10, explore=False)
+    assert stale == [None]  # asked for in the background
+    eng.refresh([None])
+    assert ids(eng.recommend("new3", 10, explore=False))[0] == "m7"
+
+
 class _Flat(Recommender):
     """A source that scores every movie alike."""
 

@@ -57,6 +57,10 @@ SHARED_EXPLORE = 200
 #: a plan older than this is served once more while a fresh one is made (popularity and the
 #: co-likes of other users move on; the user's own events remake it at once)
 PLAN_TTL_S = 300.0
+#: the same for the shared plan of newcomers: one plan serves every first list, and the
+#: popularity it orders by moves with every like (most of all in a young catalogue), while
+#: remaking it costs one plan for all of them (in the background)
+SHARED_PLAN_TTL_S = 5.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -127,8 +131,9 @@ class Plan:
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
-        or longer than ``PLAN_TTL_S`` ago."""
-        return self.version != version or time.monotonic() - self.made_at > PLAN_TTL_S
+        or longer than ``PLAN_TTL_S`` (the shared plan: ``SHARED_PLAN_TTL_S``) ago."""
+        ttl = SHARED_PLAN_TTL_S if self.shared else PLAN_TTL_S
+        return self.version != version or time.monotonic() - self.made_at > ttl
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took
