@@ -363,7 +363,7 @@ class RecService:
             bar.update(len(batch))
         self.purge_rec_log()
         for entry in self.store.iter_rec_log():
-            eng.mark_shown(entry.user_id, entry.movie_ids, entry.sources)
+            eng.mark_shown(entry.user_id, entry.movie_ids, entry.sources, at=entry.ts)
         self.trainer.load_serving()
         self.trainer.last_trained_events = eng.n_events
         # Plans for everyone who has a history, in the background: the first list after a
@@ -377,10 +377,27 @@ class RecService:
         self.loaded = True
 
     def housekeeping(self) -> None:
-        """What the scheduler runs every hour: the rec log's retention, and forgetting the
-        revocations of refresh tokens that have expired anyway."""
+        """What the scheduler runs every hour: the rec log's retention (the logged lists and
+        the users known only from them), and forgetting the revocations of refresh tokens
+        that have expired anyway."""
         self.purge_rec_log()
+        self.forget_viewers()
         self.store.purge_revoked_tokens(time.time())
+
+    def forget_viewers(self, now: float | None = None) -> int:
+        """Forget, in memory, the users who never acted and were last shown a list longer
+        than ``rec_log_retention_days`` ago (none when 0): what anonymous traffic leaves
+        behind is bounded by the retention between restarts too, as the log's purge bounds
+        it across them. Returns how many went."""
+        days = self.settings.rec_log_retention_days
+        if days <= 0:
+            return 0
+        gone = self.engine.forget_viewers((now or time.time()) - days * 86_400)
+        if gone:
+            log.info(
+                "retention: forgot %d users known only from lists older than %g days", gone, days
+            )
+        return gone
 
     def purge_rec_log(self, now: float | None = None) -> int:
         """Delete the logged lists older than ``rec_log_retention_days`` (none when 0);

@@ -255,6 +255,8 @@ class Engine:
             self.users: dict[int, UserState] = {}
             #: users known only by what they were shown (dense id -> Viewer)
             self.viewers: dict[int, Viewer] = {}
+            #: per user id: the hour (since the epoch) a viewer was last shown a list
+            self._viewer_hours = array("I")
             self._source_names: list[str] = []
             self._source_codes: dict[str, int] = {}
             self.n_events = 0
@@ -298,9 +300,10 @@ class Engine:
                 out.append(uid)
         return out
 
-    def _viewer(self, user_id: str) -> tuple[int, Viewer] | None:
-        """The compact state of a user who has no full state yet (made when missing); None
-        for a user who has one, or whose viewer grew past ``VIEWER_MAX_SHOWN``."""
+    def _viewer(self, user_id: str, at: float | None = None) -> tuple[int, Viewer] | None:
+        """The compact state of a user who has no full state yet (made when missing), about
+        to be shown a list (at ``at``, default now); None for a user who has one, or whose
+        viewer grew past ``VIEWER_MAX_SHOWN``."""
         idx = self.user_ids.get(user_id)
         if idx is None:
             idx = self.user_ids.add(user_id)
@@ -311,7 +314,24 @@ class Engine:
             viewer = self.viewers[idx] = Viewer()
         elif len(viewer) > VIEWER_MAX_SHOWN:
             return None
+        hours = self._viewer_hours
+        if idx >= len(hours):
+            hours.extend([0] * (idx + 1 - len(hours)))
+        hours[idx] = int((time.time() if at is None else at) // 3600)
         return idx, viewer
+
+    def forget_viewers(self, before: float) -> int:
+        """Forget the users known only by lists shown before ``before`` (a Unix time; to the
+        hour): their viewer and their id, as the rec log's retention forgets their lists.
+        Such a user who comes back is a newcomer. Returns how many were forgotten."""
+        cutoff = int(before // 3600)
+        with self.lock:
+            hours = self._viewer_hours
+            gone = [idx for idx in self.viewers if hours[idx] < cutoff]
+            for idx in gone:
+                del self.viewers[idx]
+                self.user_ids.forget(self.user_ids.external(idx))
+        return len(gone)
 
     def _show_viewer(self, viewer: Viewer, i: int, source: str) -> None:
         if i in viewer:
@@ -407,11 +427,16 @@ class Engine:
             cat.tick += 1
 
     def mark_shown(
-        self, user_id: str, movie_ids: Sequence[str], sources: Sequence[str] = ()
+        self,
+        user_id: str,
+        movie_ids: Sequence[str],
+        sources: Sequence[str] = (),
+        at: float | None = None,
     ) -> None:
-        """Record what a user was shown (``sources``: which source chose each movie)."""
+        """Record what a user was shown (``sources``: which source chose each movie; ``at``:
+        when, default now)."""
         with self.lock:
-            v = self._viewer(user_id)
+            v = self._viewer(user_id, at)
             u = self.user(user_id) if v is None else None
             for n, mid in enumerate(movie_ids):
                 i = self.catalog.ids.get(mid)

@@ -20,7 +20,7 @@ class IdMap:
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
         self._int: dict[str, int] = {}
-        self._ext: list[str] = []
+        self._ext: list[str | None] = []  # None: forgotten
         for i in ids:
             self.add(i)
 
@@ -41,12 +41,26 @@ class IdMap:
     def get(self, ext: str) -> int | None:
         return self._int.get(ext)
 
+    def forget(self, ext: str) -> int | None:
+        """Drop an id (its int is never given out again); returns the int it had. The int
+        reads back as a placeholder no outside id can be (``"\\x00<int>"``: ids are
+        printable), so arrays indexed by ints keep their shape.
+
+        >>> m = IdMap(["a", "b"]); m.forget("a"), m.get("a"), m.add("c"), m.externals([0, 2])
+        (0, None, 2, ['\\x000', 'c'])
+        """
+        idx = self._int.pop(ext, None)
+        if idx is not None:
+            self._ext[idx] = None
+        return idx
+
     def external(self, idx: int) -> str:
-        return self._ext[idx]
+        ext = self._ext[idx]
+        return f"\x00{idx}" if ext is None else ext
 
     def externals(self, idxs: Iterable[int]) -> list[str]:
         ext = self._ext
-        return [ext[int(i)] for i in idxs]
+        return [f"\x00{i}" if (e := ext[int(i)]) is None else e for i in idxs]
 
     def to_array(self) -> np.ndarray:
-        return np.array(self._ext, dtype=object)
+        return np.array(self.externals(range(len(self._ext))), dtype=object)
