@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="once this share of the catalogue has been shown to someone, exploration "
-        "keeps a single slot (for what is new)",
+        "keeps a single slot (for what is new); none once every movie has been shown",
     )
     popularity_half_life_days: float = Field(default=30.0, gt=0)
     top_rated_prior_count: float = Field(default=20.0, ge=0, description="Bayesian average m")
