@@ -723,6 +723,12 @@ class RecService:
                 items += self.shared.claim(
                     user_id, k - len(items), plans=False, extra=extra, count=False
                 ).items
+            if len(items) < k:
+                # The user has seen every movie this list may hold: old ones come back
+                # (labelled reshow), as in one process, rather than a short list.
+                have = {i.movie_id for i in items}
+                shown = self.shared.shown(user_id) - have
+                items += self.engine.reshows(user_id, shown, k - len(items), exclude, genres)
         except redis.RedisError as exc:
             log.warning("the shared serving state does not answer: %s", exc)
             raise UnavailableError(

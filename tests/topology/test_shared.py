@@ -8,6 +8,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,36 @@ def test_a_released_list_can_be_served_again(shared: SharedState) -> None:
     shared.release(user, first)
     assert [r.movie_id for r in shared.claim(user, 5).items] == first
     assert shared.shown(user) == set(first)
+
+
+def test_a_replica_serves_re_shows_once_the_user_has_seen_every_movie(
+    shared: SharedState, tmp_path: Path
+) -> None:
+    from cinerec.config import load_settings
+    from cinerec.domain import Event, EventKind, Movie
+    from cinerec.service import RecService
+
+    svc = RecService(
+        load_settings(
+            database_url=f"sqlite:///{tmp_path / 'x.db'}",
+            data_dir=tmp_path,
+            scheduler=False,
+            cache_url=REDIS_URL,
+        ),
+        role="api",
+    )
+    svc.load()
+    try:
+        run = uuid.uuid4().hex[:6]
+        svc.add_movies([Movie(f"{run}-m{i}", genres=["Drama"]) for i in range(14)])
+        user = f"u-{run}"
+        first = [r.movie_id for r in svc.recommend(user, 10).items]
+        svc.record_events([Event(user, first[0], EventKind.LIKE)])
+        second = svc.recommend(user, 10).items
+        assert len(second) == 10  # 4 movies never shown, then 6 shown ones again
+        fresh = [r for r in second if r.source != "reshow"]
+        again = [r.movie_id for r in second if r.source == "reshow"]
+        assert len(fresh) == 4 and not {r.movie_id for r in fresh} & set(first)
+        assert set(again) <= set(first) and first[0] not in again  # never what was liked
+    finally:
+        svc.close()

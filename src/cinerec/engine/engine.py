@@ -39,7 +39,7 @@ from cinerec.engine.plans import (
     Plan,
     RankingSetting,
 )
-from cinerec.engine.policy import EXPLORE, BlendPart, Pick, ServingPolicy, top_n
+from cinerec.engine.policy import EXPLORE, RESHOW, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
 from cinerec.engine.recommenders import (
     CoLikesRecommender,
@@ -1101,6 +1101,32 @@ class Engine:
     def _external(self, picks: Sequence[Pick]) -> list[Recommended]:
         ext = self.catalog.ids.external
         return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
+
+    def reshows(
+        self,
+        user_id: str,
+        shown: Iterable[str],
+        want: int,
+        exclude: Sequence[str] = (),
+        genres: Sequence[str] = (),
+    ) -> list[Recommended]:
+        """Up to ``want`` of ``shown`` (movies already shown to the user, as the topology's
+        shared state knows them) to show again, least shown first, labelled ``reshow``:
+        what a user who has seen every servable movie gets, as the in-process policy does
+        (never a movie the user acted on, an excluded or hidden one, or one outside
+        ``genres``)."""
+        with self.lock:
+            cat = self.catalog
+            u = self.user(user_id, create=False)
+            banned = set(u.interactions) | u.disliked if u is not None else set()
+            banned.update(i for i in (cat.ids.get(m) for m in exclude) if i is not None)
+            ok = self._servable_now().copy()
+            if genres:
+                ok &= self.genre_mask(genres)
+            idx = [i for i in (cat.ids.get(m) for m in shown) if i is not None]
+            usable = [i for i in idx if i < len(ok) and ok[i] and i not in banned]
+            usable.sort(key=lambda i: cat.shown_cnt[i])
+            return self._external([Pick(i, RESHOW, 0.0) for i in usable[: max(want, 0)]])
 
     def genre_top(
         self, user_id: str | None, limit: int, genres: Sequence[str] | None = None
