@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,12 @@ JWT_SECRET_FILE = "jwt_secret"
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 #: claims an external service may use for the user id (seed 000 puts it in ``id``)
 USER_CLAIMS = ("sub", "id")
+#: how long a process trusts its copy of the signed-out sessions before reading it again
+REVOCATIONS_TTL_S = 5.0
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
 
 
 class AuthError(Exception):
@@ -109,6 +117,11 @@ class Authenticator:
         else:
             self.jwt_secret = secrets.token_urlsafe(32)  # tokens are not checked anyway
         self.public_key = _public_key(settings.jwt_public_key) if settings.jwt_public_key else None
+        #: reads the ids signed out and not expired by a time (the app sets the store's)
+        self.revocations: Callable[[float], set[str]] | None = None
+        self._revoked: set[str] = set()
+        self._revoked_at = -math.inf
+        self._revoked_lock = threading.Lock()
         self.hasher = PasswordHash.recommended()
         # A login for an unknown user still spends one Argon2 verification (no timing oracle).
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
@@ -128,7 +141,10 @@ class Authenticator:
             return False
 
     # -- tokens ----------------------------------------------------------------------------
-    def issue(self, user_id: str, role: str, typ: str) -> tuple[str, int]:
+    def issue(self, user_id: str, role: str, typ: str, sid: str | None = None) -> tuple[str, int]:
+        """A token of type ``typ`` (access or refresh) of the sign-in session ``sid`` (a new
+        one when None): every token a sign-in and its refreshes issue carries the same
+        ``sid``, so signing out ends all of them."""
         ttl = (
             self.settings.access_token_ttl_s
             if typ == "access"
@@ -142,8 +158,39 @@ class Authenticator:
             "iat": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
+            "sid": sid or new_session_id(),
         }
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256"), ttl
+
+    @staticmethod
+    def session_of(claims: dict[str, Any]) -> str | None:
+        """The sign-in session of our token's claims (tokens from before sessions: their
+        own id)."""
+        sid = claims.get("sid", claims.get("jti"))
+        return sid if isinstance(sid, str) else None
+
+    def access_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a valid access token whose session was not signed out; raises
+        :class:`AuthError`. Sign-outs are read from the store at most every
+        ``REVOCATIONS_TTL_S`` (another process's sign-out takes that long to reach this
+        one; this process's own, none)."""
+        claims = self.decode(token)
+        if self._revoked_now({self.session_of(claims), claims.get("jti")}):
+            raise AuthError("this session was signed out: log in again")
+        return claims
+
+    def _revoked_now(self, ids: set[Any]) -> bool:
+        ids = {i for i in ids if isinstance(i, str)}
+        if self.revocations is None or not ids:
+            return False
+        with self._revoked_lock:
+            if time.monotonic() - self._revoked_at > REVOCATIONS_TTL_S:
+                try:
+                    self._revoked = self.revocations(time.time())
+                    self._revoked_at = time.monotonic()
+                except Exception:  # the store is down: go on with what was read last
+                    log.warning("could not read the signed-out sessions", exc_info=True)
+            return bool(ids & self._revoked)
 
     def decode(self, token: str, typ: str = "access") -> dict[str, Any]:
         """The claims of a valid token of type ``typ``; raises :class:`AuthError`."""
@@ -172,21 +219,25 @@ class Authenticator:
         return claims
 
     def refresh_claims(self, token: str, store: Store) -> dict[str, Any]:
-        """The claims of a valid refresh token that was not signed out; raises
+        """The claims of a valid refresh token whose session was not signed out; raises
         :class:`AuthError`. (Reads the store: call it off the event loop.)"""
         claims = self.decode(token, typ="refresh")
-        jti = claims.get("jti")
-        if isinstance(jti, str) and store.is_token_revoked(jti):
-            raise AuthError("this refresh token was signed out: log in again")
+        for i in {self.session_of(claims), claims.get("jti")}:
+            if isinstance(i, str) and store.is_token_revoked(i):
+                raise AuthError("this refresh token was signed out: log in again")
         return claims
 
     def sign_out(self, token: str, store: Store) -> None:
-        """Revoke a valid refresh token until it expires (again: no change); raises
-        :class:`AuthError` for anything else. (Writes the store: call it off the event loop.)"""
+        """End the sign-in session of a valid refresh token: it, the tokens refreshed from
+        it and their access tokens are refused from now on (again: no change); raises
+        :class:`AuthError` for anything else. (Writes the store: call it off the event loop.)
+        The session's revocation lasts as long as a refresh token issued just now would."""
         claims = self.decode(token, typ="refresh")
-        jti, exp = claims.get("jti"), claims.get("exp")
-        if isinstance(jti, str) and isinstance(exp, int | float):
-            store.revoke_token(jti, float(exp))
+        sid = self.session_of(claims)
+        if sid is not None:
+            store.revoke_token(sid, time.time() + self.settings.refresh_token_ttl_s)
+            with self._revoked_lock:
+                self._revoked.add(sid)
 
     def principal(self, token: str) -> Principal:
         """The caller behind a bearer token (admin token or JWT); raises :class:`AuthError`."""
@@ -194,7 +245,7 @@ class Authenticator:
             token.encode("utf-8", "surrogateescape"), self.admin_token.encode()
         ):
             return Principal(None, admin=True)
-        claims = self.decode(token)
+        claims = self.access_claims(token)
         roles = claims.get("roles") or []
         admin = claims.get("role") == "admin" or (isinstance(roles, list) and "admin" in roles)
         user_id = next(

@@ -342,6 +342,41 @@ def test_logout_signs_a_refresh_token_out(prod: tuple[RecService, TestClient]) -
     assert svc.store.purge_revoked_tokens(time.time() + 31 * 86_400) == 1
 
 
+def test_signing_out_ends_the_sessions_access_tokens_too(
+    prod: tuple[RecService, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cinerec import security
+    from cinerec.api.main import create_app
+
+    svc, client = prod
+    creds = {"user_id": "finn", "password": "a long enough password"}
+    assert client.post(f"{V1}/auth/register", json=creds).status_code == 201
+    phone = client.post(f"{V1}/auth/login", json=creds).json()
+    laptop = client.post(f"{V1}/auth/login", json=creds).json()
+    renewed = client.post(f"{V1}/auth/refresh", json={"refresh_token": phone["refresh_token"]})
+    events = f"{V1}/users/finn/events"
+
+    def status(access: str, app_client: TestClient = client) -> int:
+        return app_client.get(events, headers={"Authorization": f"Bearer {access}"}).status_code
+
+    assert status(phone["access_token"]) == 200 and status(renewed.json()["access_token"]) == 200
+    # Another API process on the same database, which reads sign-outs every 5 s (here: at once).
+    monkeypatch.setattr(security, "REVOCATIONS_TTL_S", 0.0)
+    other = TestClient(create_app(svc))
+    assert status(phone["access_token"], other) == 200
+    r = client.post(f"{V1}/auth/logout", json={"refresh_token": phone["refresh_token"]})
+    assert r.status_code == 204
+    # The whole session ends: its access tokens, and the pair refreshed from it, everywhere.
+    for token in (phone["access_token"], renewed.json()["access_token"]):
+        for app_client in (client, other):
+            r = app_client.get(events, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401 and "signed out" in r.json()["detail"]
+    r = client.post(f"{V1}/auth/refresh", json={"refresh_token": renewed.json()["refresh_token"]})
+    assert r.status_code == 401
+    # The laptop's session goes on.
+    assert status(laptop["access_token"]) == 200 and status(laptop["access_token"], other) == 200
+
+
 # -- rate limits ----------------------------------------------------------------------------
 def test_login_attempts_are_rate_limited_per_client() -> None:
     svc, client = make(rate_limit=True, rate_limit_auth_burst=3, rate_limit_auth_per_min=1)

@@ -215,6 +215,7 @@ def test_revoked_tokens_are_remembered_until_they_expire(store: Store) -> None:
     store.revoke_token("a" * 32, now + 60)  # idempotent
     store.revoke_token("b" * 32, now - 1)
     assert store.is_token_revoked("a" * 32) and not store.is_token_revoked("c" * 32)
+    assert store.revoked_token_ids(now) == {"a" * 32}  # the expired one no longer counts
     assert store.purge_revoked_tokens(now) == 1
     assert store.is_token_revoked("a" * 32) and not store.is_token_revoked("b" * 32)
 

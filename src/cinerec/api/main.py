@@ -77,6 +77,7 @@ def _app(
     app = FastAPI(title=title, version=__version__, lifespan=lifespan)
     app.state.service = svc
     app.state.auth = Authenticator(settings)
+    app.state.auth.revocations = svc.store.revoked_token_ids
     app.state.rate_limiters = _rate_limiters(settings)
     app.state.jobs = jobs
     app.state.metrics = role

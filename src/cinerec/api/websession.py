@@ -26,7 +26,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from cinerec.security import Authenticator, AuthError
+from cinerec.security import Authenticator, AuthError, new_session_id
 
 SESSION_COOKIE = "cinerec_session"
 REFRESH_COOKIE = "cinerec_refresh"
@@ -111,11 +111,15 @@ async def check_csrf(request: Request) -> None:
 CsrfChecked = Depends(check_csrf)
 
 
-def start_session(request: Request, response: Response, user_id: str, role: str) -> None:
-    """Sign a user in: fresh access and refresh tokens in their cookies."""
+def start_session(
+    request: Request, response: Response, user_id: str, role: str, sid: str | None = None
+) -> None:
+    """Sign a user in (or renew the session ``sid``): fresh access and refresh tokens of one
+    session in their cookies."""
     auth = _auth(request)
-    access, _ = auth.issue(user_id, role, "access")
-    refresh, refresh_ttl = auth.issue(user_id, role, "refresh")
+    sid = sid or new_session_id()
+    access, _ = auth.issue(user_id, role, "access", sid)
+    refresh, refresh_ttl = auth.issue(user_id, role, "refresh", sid)
     _cookie(response, request, SESSION_COOKIE, access, path="/")
     _cookie(response, request, REFRESH_COOKIE, refresh, path=PAGE_PATH, max_age=refresh_ttl)
 
@@ -137,7 +141,7 @@ def signed_in_user(request: Request) -> str | None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         try:
-            claims = auth.decode(token)
+            claims = auth.access_claims(token)
             sub = claims.get("sub")
             if isinstance(sub, str):
                 return sub
@@ -157,7 +161,7 @@ def signed_in_user(request: Request) -> str | None:
     account = store.get_account(sub)
     if account is None:  # deleted or wiped since
         return None
-    request.state.renewed = (sub, str(role))
+    request.state.renewed = (sub, str(role), auth.session_of(claims))
     return sub
 
 

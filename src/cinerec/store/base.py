@@ -241,5 +241,10 @@ class Store(ABC):
     def is_token_revoked(self, jti: str) -> bool: ...
 
     @abstractmethod
+    def revoked_token_ids(self, now: float) -> set[str]:
+        """Every id signed out that has not expired by ``now`` (what each API process keeps
+        in memory to check access tokens without a query per request)."""
+
+    @abstractmethod
     def purge_revoked_tokens(self, now: float) -> int:
         """Forget revocations of tokens expired by ``now``; returns how many went."""

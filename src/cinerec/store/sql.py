@@ -560,6 +560,11 @@ class SqlStore(Store):
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
 
+    def revoked_token_ids(self, now: float) -> set[str]:
+        q = select(t.revoked_tokens.c.jti).where(t.revoked_tokens.c.expires_at >= now)
+        with self.engine.connect() as conn:
+            return {str(row[0]) for row in conn.execute(q)}
+
     def purge_revoked_tokens(self, now: float) -> int:
         q = t.revoked_tokens.delete().where(t.revoked_tokens.c.expires_at < now)
         with self._write_lock, self.engine.begin() as conn:

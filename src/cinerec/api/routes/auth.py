@@ -12,7 +12,7 @@ from cinerec.api import errors
 from cinerec.api.deps import AuthLimit, ServiceDep, get_auth
 from cinerec.api.schemas import Id
 from cinerec.domain import Account
-from cinerec.security import Authenticator, AuthError
+from cinerec.security import Authenticator, AuthError, new_session_id
 from cinerec.service import InvalidInputError
 
 router = APIRouter(
@@ -48,9 +48,11 @@ class TokenOut(BaseModel):
     expires_in: int = Field(description="seconds the access token is valid")
 
 
-def _tokens(auth: Authenticator, user_id: str, role: str) -> TokenOut:
-    access, ttl = auth.issue(user_id, role, "access")
-    refresh, _ = auth.issue(user_id, role, "refresh")
+def _tokens(auth: Authenticator, user_id: str, role: str, sid: str | None = None) -> TokenOut:
+    """An access and a refresh token of one sign-in session (a new one when ``sid`` is None)."""
+    sid = sid or new_session_id()
+    access, ttl = auth.issue(user_id, role, "access", sid)
+    refresh, _ = auth.issue(user_id, role, "refresh", sid)
     return TokenOut(access_token=access, refresh_token=refresh, expires_in=ttl)
 
 
@@ -91,13 +93,13 @@ async def refresh(body: RefreshRequest, svc: ServiceDep, auth: AuthDep) -> Token
     account = await run_in_threadpool(svc.store.get_account, user_id)
     if account is None:  # deleted (or wiped) since the token was issued
         raise AuthError("the account of this refresh token no longer exists")
-    return _tokens(auth, account.user_id, account.role)
+    return _tokens(auth, account.user_id, account.role, auth.session_of(claims))
 
 
 @router.post("/logout", status_code=204, response_class=Response)
 async def logout(body: RefreshRequest, svc: ServiceDep, auth: AuthDep) -> Response:
-    """Sign a refresh token out: it can no longer renew access (a signed-out device stays
-    signed out). Access tokens already issued live out their short lifetime
-    (``access_token_ttl_s``). Signing out twice is fine."""
+    """Sign out the session of a refresh token: it, the tokens refreshed from it and their
+    access tokens are refused from now on (on other API processes within 5 s); the other
+    devices' sessions go on. Signing out twice is fine."""
     await run_in_threadpool(auth.sign_out, body.refresh_token, svc.store)
     return Response(status_code=204)
