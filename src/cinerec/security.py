@@ -162,6 +162,16 @@ class Authenticator:
         }
         return jwt.encode(claims, self.jwt_secret, algorithm="HS256"), ttl
 
+    def issue_pair(
+        self, user_id: str, role: str, sid: str | None = None
+    ) -> tuple[str, int, str, int]:
+        """An access and a refresh token of one sign-in session (a new one when ``sid`` is
+        None: a sign-in; a refresh passes its session): the tokens and their lifetimes."""
+        sid = sid or new_session_id()
+        access, access_ttl = self.issue(user_id, role, "access", sid)
+        refresh, refresh_ttl = self.issue(user_id, role, "refresh", sid)
+        return access, access_ttl, refresh, refresh_ttl
+
     @staticmethod
     def session_of(claims: dict[str, Any]) -> str | None:
         """The sign-in session of our token's claims (tokens from before sessions: their
@@ -175,13 +185,12 @@ class Authenticator:
         ``REVOCATIONS_TTL_S`` (another process's sign-out takes that long to reach this
         one; this process's own, none)."""
         claims = self.decode(token)
-        if self._revoked_now({self.session_of(claims), claims.get("jti")}):
+        if self._revoked_now(self.session_of(claims)):
             raise AuthError("this session was signed out: log in again")
         return claims
 
-    def _revoked_now(self, ids: set[Any]) -> bool:
-        ids = {i for i in ids if isinstance(i, str)}
-        if self.revocations is None or not ids:
+    def _revoked_now(self, sid: str | None) -> bool:
+        if self.revocations is None or sid is None:
             return False
         with self._revoked_lock:
             if time.monotonic() - self._revoked_at > REVOCATIONS_TTL_S:
@@ -190,7 +199,7 @@ class Authenticator:
                     self._revoked_at = time.monotonic()
                 except Exception:  # the store is down: go on with what was read last
                     log.warning("could not read the signed-out sessions", exc_info=True)
-            return bool(ids & self._revoked)
+            return sid in self._revoked
 
     def decode(self, token: str, typ: str = "access") -> dict[str, Any]:
         """The claims of a valid token of type ``typ``; raises :class:`AuthError`."""
@@ -222,9 +231,9 @@ class Authenticator:
         """The claims of a valid refresh token whose session was not signed out; raises
         :class:`AuthError`. (Reads the store: call it off the event loop.)"""
         claims = self.decode(token, typ="refresh")
-        for i in {self.session_of(claims), claims.get("jti")}:
-            if isinstance(i, str) and store.is_token_revoked(i):
-                raise AuthError("this refresh token was signed out: log in again")
+        sid = self.session_of(claims)
+        if sid is not None and store.is_token_revoked(sid):
+            raise AuthError("this refresh token was signed out: log in again")
         return claims
 
     def sign_out(self, token: str, store: Store) -> None:

@@ -711,11 +711,12 @@ class RecService:
             if len(items) < k:
                 # This replica's engine does not know what other replicas showed: leave out
                 # everything in the shared shown set.
+                shown = self.shared.shown(user_id)
                 extra = self.engine.recommend(
                     user_id,
                     k - len(items),
                     source=source,
-                    exclude=[*exclude, *self.shared.shown(user_id)],
+                    exclude=[*exclude, *shown],
                     genres=genres,
                     explore=explore,
                     mark_shown=False,
@@ -723,12 +724,11 @@ class RecService:
                 items += self.shared.claim(
                     user_id, k - len(items), plans=False, extra=extra, count=False
                 ).items
-            if len(items) < k:
-                # The user has seen every movie this list may hold: old ones come back
-                # (labelled reshow), as in one process, rather than a short list.
-                have = {i.movie_id for i in items}
-                shown = self.shared.shown(user_id) - have
-                items += self.engine.reshows(user_id, shown, k - len(items), exclude, genres)
+                if len(items) < k:
+                    # The user has seen every movie this list may hold: old ones come back
+                    # (labelled reshow), as in one process, rather than a short list.
+                    again = shown - {i.movie_id for i in items}
+                    items += self.engine.reshows(user_id, again, k - len(items), exclude, genres)
         except redis.RedisError as exc:
             log.warning("the shared serving state does not answer: %s", exc)
             raise UnavailableError(

@@ -26,7 +26,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from cinerec.security import Authenticator, AuthError, new_session_id
+from cinerec.security import Authenticator, AuthError
 
 SESSION_COOKIE = "cinerec_session"
 REFRESH_COOKIE = "cinerec_refresh"
@@ -116,10 +116,7 @@ def start_session(
 ) -> None:
     """Sign a user in (or renew the session ``sid``): fresh access and refresh tokens of one
     session in their cookies."""
-    auth = _auth(request)
-    sid = sid or new_session_id()
-    access, _ = auth.issue(user_id, role, "access", sid)
-    refresh, refresh_ttl = auth.issue(user_id, role, "refresh", sid)
+    access, _, refresh, refresh_ttl = _auth(request).issue_pair(user_id, role, sid)
     _cookie(response, request, SESSION_COOKIE, access, path="/")
     _cookie(response, request, REFRESH_COOKIE, refresh, path=PAGE_PATH, max_age=refresh_ttl)
 

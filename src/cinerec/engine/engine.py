@@ -1120,13 +1120,10 @@ class Engine:
             u = self.user(user_id, create=False)
             banned = set(u.interactions) | u.disliked if u is not None else set()
             banned.update(i for i in (cat.ids.get(m) for m in exclude) if i is not None)
-            ok = self._servable_now().copy()
-            if genres:
-                ok &= self.genre_mask(genres)
             idx = [i for i in (cat.ids.get(m) for m in shown) if i is not None]
-            usable = [i for i in idx if i < len(ok) and ok[i] and i not in banned]
-            usable.sort(key=lambda i: cat.shown_cnt[i])
-            return self._external([Pick(i, RESHOW, 0.0) for i in usable[: max(want, 0)]])
+            only = self.genre_mask(genres) if genres else None
+            order = self.policy.reshow_order(cat, idx, banned, only)[: max(want, 0)]
+            return self._external([Pick(i, RESHOW, 0.0) for i in order])
 
     def genre_top(
         self, user_id: str | None, limit: int, genres: Sequence[str] | None = None

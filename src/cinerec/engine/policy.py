@@ -264,13 +264,18 @@ class ServingPolicy:
         want: int,
     ) -> None:
         banned = set(user.interactions) | user.disliked | set(exclude) | taken
+        for i in self.reshow_order(catalog, user.shown, banned, only)[: max(want, 0)]:
+            taken.add(i)
+            picks.append(Pick(i, RESHOW, 0.0))
+
+    @staticmethod
+    def reshow_order(
+        catalog: Catalog, shown: Iterable[int], banned: set[int], only: np.ndarray | None
+    ) -> list[int]:
+        """The movies of ``shown`` that may be shown again (servable, within ``only``, not
+        ``banned``), least shown first."""
         ok = catalog.servable.copy()
         if only is not None:
             ok &= only[: catalog.n]
-        for i in sorted(user.shown, key=lambda i: catalog.shown_cnt[i]):
-            if want <= 0:
-                return
-            if ok[i] and i not in banned:
-                taken.add(i)
-                picks.append(Pick(i, RESHOW, 0.0))
-                want -= 1
+        usable = [i for i in shown if i < len(ok) and ok[i] and i not in banned]
+        return sorted(usable, key=lambda i: catalog.shown_cnt[i])

@@ -12,7 +12,7 @@ from cinerec.api import errors
 from cinerec.api.deps import AuthLimit, ServiceDep, get_auth
 from cinerec.api.schemas import Id
 from cinerec.domain import Account
-from cinerec.security import Authenticator, AuthError, new_session_id
+from cinerec.security import Authenticator, AuthError
 from cinerec.service import InvalidInputError
 
 router = APIRouter(
@@ -49,10 +49,7 @@ class TokenOut(BaseModel):
 
 
 def _tokens(auth: Authenticator, user_id: str, role: str, sid: str | None = None) -> TokenOut:
-    """An access and a refresh token of one sign-in session (a new one when ``sid`` is None)."""
-    sid = sid or new_session_id()
-    access, ttl = auth.issue(user_id, role, "access", sid)
-    refresh, _ = auth.issue(user_id, role, "refresh", sid)
+    access, ttl, refresh, _ = auth.issue_pair(user_id, role, sid)
     return TokenOut(access_token=access, refresh_token=refresh, expires_in=ttl)
 
 
