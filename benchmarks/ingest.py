@@ -96,13 +96,13 @@ def raw_sqlite(path: Path, rows: Sequence[EventRow]) -> float:
 
 
 def truncate_postgres(url: str) -> None:
+    open_store(url).close()  # a database new to cinerec gets its schema first
     with psycopg.connect(url, autocommit=True) as con:
         con.execute("TRUNCATE events, movies, users RESTART IDENTITY")
 
 
 def raw_postgres(url: str, rows: Sequence[EventRow]) -> float:
     """Seconds to ``COPY`` ``rows`` into the emptied events table."""
-    open_store(url).close()
     truncate_postgres(url)
     with psycopg.connect(url) as con:
         t0 = time.perf_counter()

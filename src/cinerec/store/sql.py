@@ -34,8 +34,13 @@ from cinerec.store.base import EventRow, RefusedValueError, Store, StoreUnavaila
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: each kind's stored spelling (a dict lookup: ``Enum.value`` is a slow property)
 _KIND = {k: k.value for k in EventKind}
+
 #: the columns of :data:`EventRow`, in its order
 EVENT_COLUMNS = "user_id, movie_id, kind, value, ts, client_event_id"
+
+
+class _HasRetries(Exception):
+    """A batch held events stored before: its optimistic transaction is rolled back."""
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -218,23 +223,37 @@ class SqlStore(Store):
     def add_events(self, events: Sequence[Event]) -> list[bool]:
         if not events:
             return []
-        fresh = [True] * len(events)
-        with self._write_lock, self.engine.begin() as conn:
-            keys = [(e.user_id, e.client_event_id) for e in events if e.client_event_id]
-            seen = self._existing_client_ids(conn, keys) if keys else set()
-            rows: list[EventRow] = []
-            for i, e in enumerate(events):
-                if e.client_event_id:
-                    key = (e.user_id, e.client_event_id)
-                    if key in seen:  # stored before, or earlier in this same batch
-                        fresh[i] = False
-                        continue
-                    seen.add(key)
-                rows.append(
-                    (e.user_id, e.movie_id, _KIND[e.kind], e.value, e.ts, e.client_event_id)
-                )
-            if rows:
-                self._write_events(conn, rows)
+        rows: list[EventRow] = [
+            (e.user_id, e.movie_id, _KIND[e.kind], e.value, e.ts, e.client_event_id) for e in events
+        ]
+        with self._write_lock:
+            # Retries are rare: store the whole batch skipping conflicts, and keep it if
+            # nothing was skipped. Otherwise roll back and sort the retries out key by key.
+            try:
+                with self.engine.begin() as conn:
+                    if self._load_events(conn, rows) != len(rows):
+                        raise _HasRetries
+                return [True] * len(rows)
+            except _HasRetries:
+                pass
+            with self.engine.begin() as conn:
+                return self._add_events_with_retries(conn, rows)
+
+    def _add_events_with_retries(self, conn: Connection, rows: list[EventRow]) -> list[bool]:
+        keys = [(r[0], r[5]) for r in rows if r[5]]
+        seen = self._existing_client_ids(conn, keys)
+        fresh = [True] * len(rows)
+        new: list[EventRow] = []
+        for i, row in enumerate(rows):
+            if row[5]:
+                key = (row[0], row[5])
+                if key in seen:  # stored before, or earlier in this same batch
+                    fresh[i] = False
+                    continue
+                seen.add(key)
+            new.append(row)
+        if new:
+            self._write_events(conn, new)
         return fresh
 
     def load_events(self, rows: Sequence[EventRow]) -> int:

@@ -52,8 +52,7 @@ events = Table(
     Column("value", Float, nullable=True),
     Column("ts", Float, nullable=False),
     Column("client_event_id", String(128), nullable=True),
-    Index("ix_events_user", "user_id"),
-    Index("ix_events_movie", "movie_id"),
+    # Also a user's history (leading column); no other index: each costs every write.
     Index("ux_events_client", "user_id", "client_event_id", unique=True),
 )
 
