@@ -162,6 +162,12 @@ def _settle(futs: list[asyncio.Future[None]], exc: BaseException | None) -> None
                 f.set_exception(exc)
 
 
+#: group commit of the recommendation log under concurrent traffic: wait this long for more
+#: lists when fewer than GROUP_COMMIT_MIN are queued (benchmarks/recs_throughput.py)
+GROUP_COMMIT_WAIT_S = 0.002
+GROUP_COMMIT_MIN = 8
+
+
 class RecLogWriter:
     """Writes the recommendation log in the background with group commit.
 
@@ -186,12 +192,19 @@ class RecLogWriter:
         return fut
 
     def _run(self) -> None:
+        grouped = False
         while True:
             first = self.q.get()
             if first is None:
                 self.q.task_done()
                 return
             batch = [first]
+            if grouped and self.q.qsize() < GROUP_COMMIT_MIN:
+                # Lists arrive concurrently (the last commit held several): give the next
+                # ones a moment to share this commit. Each commit costs the writer about a
+                # millisecond of CPU, which the event loop then lacks; a single client's
+                # lists (one at a time) never wait here.
+                time.sleep(GROUP_COMMIT_WAIT_S)
             while len(batch) < 500:
                 try:
                     nxt = self.q.get_nowait()
@@ -202,6 +215,7 @@ class RecLogWriter:
                     self.q.task_done()
                     break
                 batch.append(nxt)
+            grouped = len(batch) > 1
             try:
                 self._write(batch)
             finally:

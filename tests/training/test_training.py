@@ -141,6 +141,34 @@ def test_training_requests_coalesce_while_one_runs(store: Store, tmp_path: Path)
     svc.close()
 
 
+def test_the_schedule_does_not_repeat_a_run_that_ended_while_it_waited(
+    store: Store, tmp_path: Path
+) -> None:
+    """An admin's run and the schedule's tick at once (the demo at start-up: events and
+    nothing trained): the schedule waits for the run, then finds nothing due, instead of a
+    second full run right after the first."""
+    svc = make_service(store, tmp_path, ["als"])
+    assert svc.trainer.due() == "full"
+    runs: list[str] = []
+    svc.trainer.listeners.append(lambda mode, report, seconds: runs.append(mode))
+    started = threading.Event()
+    real_train_ranker = svc.trainer._train_ranker
+
+    def slow_train_ranker(*args: Any) -> Any:
+        started.set()
+        time.sleep(0.5)  # the schedule's tick arrives while this run is under way
+        return real_train_ranker(*args)
+
+    svc.trainer._train_ranker = slow_train_ranker  # type: ignore[method-assign]
+    admin = threading.Thread(target=svc.trainer.train, args=("full",))
+    admin.start()
+    assert started.wait(60)
+    assert svc.trainer.train_if_due() is None
+    admin.join()
+    assert runs == ["full"]
+    svc.close()
+
+
 def test_cleanup_forgets_models(store: Store, tmp_path: Path) -> None:
     svc = make_service(store, tmp_path, ["als"])
     svc.trainer.train("full")

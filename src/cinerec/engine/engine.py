@@ -870,7 +870,10 @@ class Engine:
         ):
             return None
         viewer = self.viewers.get(idx) if idx is not None and u is None else None
-        seen: Container[int] = u.seen if u is not None else (viewer if viewer is not None else ())
+        # A viewer's shown movies as a set for this walk (the array is scanned per lookup).
+        seen: Container[int] = (
+            u.seen if u is not None else (set(viewer.shown) if viewer is not None else ())
+        )
         explore = explore and setting.explore
         n_explore = slots[1] if explore else 0
         with self._pending_lock:
@@ -1091,7 +1094,7 @@ class Engine:
             if fallback is not None:  # once this plan's own picks are used up
                 walk_shared(fallback.explore)
         cursor = Cursor(
-            resume(ranked, start.ranked),
+            resume(ranked, r),  # what the main slots walked past is taken or unusable
             e,
             {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
             followed=True,

@@ -334,8 +334,11 @@ class SqlStore(Store):
         if not rows:
             return
         with self._write_lock, self._log_transaction() as conn:
-            for chunk in _chunks(rows, self.chunk_size):
-                conn.execute(t.rec_log.insert(), list(chunk))
+            self._insert_log_rows(conn, rows)
+
+    def _insert_log_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows, self.chunk_size):
+            conn.execute(t.rec_log.insert(), list(chunk))
 
     def _log_transaction(self) -> AbstractContextManager[Connection]:
         """The transaction of a batch of the recommendation log. The backends commit it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -14,12 +15,19 @@ from sqlalchemy.pool import StaticPool
 
 from cinerec.domain import Movie
 from cinerec.store.base import EventRow, search_terms
-from cinerec.store.sql import EVENT_COLUMNS, SqlStore
+from cinerec.store.sql import EVENT_COLUMNS, SqlStore, _chunks
 
 #: page cache of a bulk load (KiB), and SQLite's default (pages) it returns to afterwards
 BULK_CACHE_KIB = 256 * 1024
 DEFAULT_CACHE_PAGES = -2000
 _INSERT_EVENTS = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_LOG = (
+    "INSERT INTO rec_log (session_id, user_id, movie_ids, sources, source, model_version, "
+    "ts, experiment, variant) VALUES "
+)
+_LOG_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: rows of one INSERT into rec_log: 9 parameters each, under SQLite's 32766
+_LOG_ROWS_PER_INSERT = 3_000
 
 
 class SqliteStore(SqlStore):
@@ -87,6 +95,26 @@ class SqliteStore(SqlStore):
             "ON e.user_id = k.user_id AND e.client_event_id = k.client_event_id"
         )
         return {(r[0], r[1]) for r in found}
+
+    def _insert_log_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # One multi-row INSERT per chunk: the sqlite3 module lets go of the GIL around every
+        # statement step, and a row-by-row executemany had the writer thread queue for the
+        # GIL behind the event loop once per row (every answer waits for this commit).
+        for chunk in _chunks(rows, _LOG_ROWS_PER_INSERT):
+            values = []
+            for r in chunk:
+                values += (
+                    r["session_id"],
+                    r["user_id"],
+                    json.dumps(r["movie_ids"]),
+                    json.dumps(r["sources"]),
+                    r["source"],
+                    r["model_version"],
+                    r["ts"],
+                    r["experiment"],
+                    r["variant"],
+                )
+            conn.exec_driver_sql(_INSERT_LOG + ", ".join([_LOG_ROW] * len(chunk)), tuple(values))
 
     def _write_events(self, conn: Connection, rows: Sequence[EventRow]) -> None:
         # One prepared statement run over every row by the sqlite3 module in C.

@@ -51,10 +51,7 @@ class Scheduler:
                 except Exception:
                     log.exception("housekeeping failed")
             try:
-                mode = self.trainer.due()
-                if mode:
-                    self.trainer.train(mode)
-                else:
+                if self.trainer.train_if_due() is None:
                     self.trainer.load_serving()  # pick up models a worker trained
             except Exception:
                 log.exception("scheduled training failed")

@@ -69,7 +69,7 @@ class Trainer:
         self.store = store
         self.engine = engine
         self.model_dir = Path(settings.data_dir) / "models"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.last_trained_events = 0
         self.last_full = 0.0
         self.last_run = 0.0
@@ -164,6 +164,14 @@ class Trainer:
         finally:
             for listener in self.listeners:
                 listener(mode, report, time.perf_counter() - t0)
+
+    def train_if_due(self) -> TrainReport | None:
+        """The schedule's run: :meth:`due` asked once no other run is under way, so that a
+        run an admin asked for while the schedule waited is not repeated at once (the demo's
+        start-up run used to be: a second full run right after the first)."""
+        with self._lock:
+            mode = self.due()
+            return self.train(mode) if mode else None
 
     def _train(self, mode: str) -> TrainReport:
         """Fit the personal models and the ranker; promote what is not worse on held-out
