@@ -101,7 +101,7 @@ class SqliteStore(SqlStore):
         # statement step, and a row-by-row executemany had the writer thread queue for the
         # GIL behind the event loop once per row (every answer waits for this commit).
         for chunk in _chunks(rows, _LOG_ROWS_PER_INSERT):
-            values = []
+            values: list[Any] = []
             for r in chunk:
                 values += (
                     r["session_id"],
