@@ -528,6 +528,29 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
     assert eng.fold_served() is False  # nothing left to fold
 
 
+def test_a_plan_that_runs_dry_is_topped_up_from_the_newcomers_plan_not_the_slow_path() -> None:
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=300, share=0.0)
+    eng.register(_Fixed("served", np.arange(35)))  # a plan of 35 candidates: 3 lists and a half
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.evidence_share = 0.0  # plans ask the ranker's source only
+    eng.apply_events([Event("u", "m299", EventKind.LIKE)])
+    shown = ids(eng.recommend("u", 10, explore=False))  # the locked path makes the plan
+    assert eng.refresh([None]) == 1  # the newcomers' plan
+    asked: list[str | None] = []
+    eng.on_stale = asked.append  # remakes go to the background
+    for _ in range(5):
+        recs = eng.try_serve("u", 10, explore=False)
+        assert recs is not None and len(recs) == 10  # never the slow path
+        assert not set(ids(recs)) & set(shown)
+        shown += ids(recs)
+    assert set(shown[:35]) == {f"m{i}" for i in range(35)}  # the plan's own first
+    assert not set(shown[35:]) & {f"m{i}" for i in range(35)}  # then the newcomers' list
+    assert asked == ["u"]  # and its remake asked for once
+
+
 @pytest.mark.parametrize("ranked", [None, "popular", "co_likes"])
 def test_the_list_after_a_like_answers_it(ranked: str | None) -> None:
     """Whatever orders the list (the bandit before a ranker is trained, a ranker that reads

@@ -882,13 +882,35 @@ class Engine:
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
             picks, rows, cursor = self._take(seen, plan, k, explore, servable, n_explore, also=also)
-            if len(picks) < k:
-                return None  # the plan ran dry: the locked path makes it again
+            if len(picks) < k and not self._fill_from_shared(picks, seen, setting, k, also):
+                return None  # nothing cheap fills the list: the locked path makes it
             self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
             plan.lists += 1
             plan.cursor = cursor
         ext = cat.ids.external
         return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
+
+    def _fill_from_shared(
+        self,
+        picks: list[Pick],
+        seen: Container[int],
+        setting: RankingSetting,
+        k: int,
+        also: set[int],
+    ) -> bool:
+        """The rest of a list whose plan ran dry before its remake (asked for already) is
+        ready: from the shared plan, the list every newcomer gets, skipping what the user saw.
+        The cheap list instead of the slow path (a plan made on the request, behind the
+        engine lock and every other such request). True if the list is full."""
+        shared = self._shared_plans.get(setting)
+        servable = self._servable[1] if self._servable is not None else None
+        if shared is None or servable is None or shared.version != self.version:
+            return False
+        more, _, _ = self._take(
+            seen, shared, k - len(picks), False, servable, 0, also=also | {p.idx for p in picks}
+        )
+        picks += more
+        return len(picks) == k
 
     def fold_served(self) -> bool:
         """Fold what the fast path served into the serving state now, if the lock is free
