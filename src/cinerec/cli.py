@@ -107,6 +107,7 @@ def serve(
         typer.echo("contract A is off: no collector port (/interact is not mounted)")
         collector_port = None
     svc = build_service(settings)
+    _settle_heap(svc)
     typer.echo(f"cinerec: {svc.engine.stats()} on {settings.database_url}")
     if settings.scheduler:
         import sys
@@ -127,6 +128,24 @@ def serve(
         + (f", collector http://{host}:{collector_port}/interact" if collector_port else "")
     )
     _run_servers(host, apps)
+
+
+def _settle_heap(svc: RecService) -> None:
+    """Keep the garbage collector's full passes short in a long-running process: what is
+    alive once the state is loaded, and again after each training run, is moved out of its
+    sight (``gc.freeze``), so that a full pass walks only what was made since. Without it, a
+    full pass over the loaded state (millions of objects) held the GIL for 150-200 ms, every
+    second or two under load: the tail of /recs latency (benchmarks/recs_throughput.py).
+    After a run the frozen objects are collected first, so the state it replaced is freed."""
+    import gc
+
+    def settle(*_: object) -> None:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    settle()
+    svc.trainer.listeners.append(settle)
 
 
 def _run_servers(host: str, apps: list[tuple[Any, int]]) -> None:
@@ -189,6 +208,7 @@ def api(
     settings = _role_settings(host, database_url)
     svc = RecService(settings, role="api")
     svc.load()
+    _settle_heap(svc)
     Follower(svc).start()
     typer.echo(f"cinerec api: {svc.engine.stats()} on {settings.database_url}")
     typer.echo(f"serving http://{host}:{port} (docs at /docs)")
@@ -331,6 +351,7 @@ def worker(
     import time
 
     svc = _loaded_service(database_url, role="worker")
+    _settle_heap(svc)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
