@@ -162,8 +162,9 @@ def _settle(futs: list[asyncio.Future[None]], exc: BaseException | None) -> None
                 f.set_exception(exc)
 
 
-#: group commit of the recommendation log under concurrent traffic: wait this long for more
-#: lists when fewer than GROUP_COMMIT_MIN are queued (benchmarks/recs_throughput.py)
+#: group commit of the recommendation log under concurrent traffic: when the last commit held
+#: several lists and fewer than GROUP_COMMIT_MIN wait, wait this long for more
+#: (benchmarks/recs_throughput.py)
 GROUP_COMMIT_WAIT_S = 0.002
 GROUP_COMMIT_MIN = 8
 

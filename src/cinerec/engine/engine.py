@@ -882,7 +882,9 @@ class Engine:
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
             picks, rows, cursor = self._take(seen, plan, k, explore, servable, n_explore, also=also)
-            if len(picks) < k and not self._fill_from_shared(picks, seen, setting, k, also):
+            if len(picks) < k and not self._fill_from_shared(
+                picks, seen, setting, k, servable, also
+            ):
                 return None  # nothing cheap fills the list: the locked path makes it
             self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
             plan.lists += 1
@@ -896,6 +898,7 @@ class Engine:
         seen: Container[int],
         setting: RankingSetting,
         k: int,
+        servable: np.ndarray,
         also: set[int],
     ) -> bool:
         """The rest of a list whose plan ran dry before its remake (asked for already) is
@@ -903,8 +906,7 @@ class Engine:
         The cheap list instead of the slow path (a plan made on the request, behind the
         engine lock and every other such request). True if the list is full."""
         shared = self._shared_plans.get(setting)
-        servable = self._servable[1] if self._servable is not None else None
-        if shared is None or servable is None or shared.version != self.version:
+        if shared is None or shared.version != self.version:
             return False
         more, _, _ = self._take(
             seen, shared, k - len(picks), False, servable, 0, also=also | {p.idx for p in picks}

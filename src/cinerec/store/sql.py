@@ -317,6 +317,13 @@ class SqlStore(Store):
 
     # -- recommendation log and feedback -------------------------------------------------
     def log_recommendations(self, entries: Iterable[RecLogEntry]) -> None:
+        entries = list(entries)
+        if not entries:
+            return
+        with self._write_lock, self._log_transaction() as conn:
+            self._insert_log(conn, entries)
+
+    def _insert_log(self, conn: Connection, entries: list[RecLogEntry]) -> None:
         rows = [
             {
                 "session_id": e.session_id,
@@ -331,12 +338,6 @@ class SqlStore(Store):
             }
             for e in entries
         ]
-        if not rows:
-            return
-        with self._write_lock, self._log_transaction() as conn:
-            self._insert_log_rows(conn, rows)
-
-    def _insert_log_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         for chunk in _chunks(rows, self.chunk_size):
             conn.execute(t.rec_log.insert(), list(chunk))
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from cinerec.domain import Movie
+from cinerec.domain import Movie, RecLogEntry
 from cinerec.store.base import EventRow, search_terms
 from cinerec.store.sql import EVENT_COLUMNS, SqlStore, _chunks
 
@@ -96,23 +96,23 @@ class SqliteStore(SqlStore):
         )
         return {(r[0], r[1]) for r in found}
 
-    def _insert_log_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _insert_log(self, conn: Connection, entries: list[RecLogEntry]) -> None:
         # One multi-row INSERT per chunk: the sqlite3 module lets go of the GIL around every
         # statement step, and a row-by-row executemany had the writer thread queue for the
         # GIL behind the event loop once per row (every answer waits for this commit).
-        for chunk in _chunks(rows, _LOG_ROWS_PER_INSERT):
+        for chunk in _chunks(entries, _LOG_ROWS_PER_INSERT):
             values: list[Any] = []
-            for r in chunk:
+            for e in chunk:
                 values += (
-                    r["session_id"],
-                    r["user_id"],
-                    json.dumps(r["movie_ids"]),
-                    json.dumps(r["sources"]),
-                    r["source"],
-                    r["model_version"],
-                    r["ts"],
-                    r["experiment"],
-                    r["variant"],
+                    e.session_id,
+                    e.user_id,
+                    json.dumps(list(e.movie_ids)),
+                    json.dumps(list(e.sources)),
+                    e.source,
+                    e.model_version,
+                    e.ts,
+                    e.experiment,
+                    e.variant,
                 )
             conn.exec_driver_sql(_INSERT_LOG + ", ".join([_LOG_ROW] * len(chunk)), tuple(values))
 
