@@ -7,6 +7,7 @@ import pytest
 
 from cinerec.domain import Event, EventKind, Movie
 from cinerec.engine import Engine, UnknownSourceError
+from cinerec.engine.plans import DEFAULT_SETTING
 from cinerec.engine.policy import EXPLORE, RESHOW, quotas, top_n
 from cinerec.engine.recommenders import Recommender
 from cinerec.engine.state import Catalog, UserState
@@ -549,6 +550,39 @@ def test_a_plan_that_runs_dry_is_topped_up_from_the_newcomers_plan_not_the_slow_
     assert set(shown[:35]) == {f"m{i}" for i in range(35)}  # the plan's own first
     assert not set(shown[35:]) & {f"m{i}" for i in range(35)}  # then the newcomers' list
     assert asked == ["u"]  # and its remake asked for once
+
+
+def test_a_user_who_has_seen_the_newcomers_plan_too_gets_its_exploration_picks() -> None:
+    """A user who asks faster than plans are remade (a benchmark's hammering, a stuck
+    refresher) outruns the newcomers' ranked list as well: the rest comes from that plan's
+    exploration picks, still without the slow path and without a re-show."""
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=300, share=0.0)
+    eng.register(_Fixed("served", np.arange(35)))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.evidence_share = 0.0
+    eng.apply_events([Event("u", "m299", EventKind.LIKE)])
+    shown = ids(eng.recommend("u", 10, explore=False))
+    assert eng.refresh([None]) == 1
+    newcomers = eng._shared_plans[DEFAULT_SETTING]
+    # Enough lists to walk past the user's plan and the newcomers' ranked list.
+    lists = (35 + len(newcomers.ranked)) // 10 + 3
+    assert 10 * (lists + 1) <= 300 - 1
+    asked: list[str | None] = []
+    eng.on_stale = asked.append
+    sources: list[str] = []
+    for _ in range(lists):
+        recs = eng.try_serve("u", 10, explore=False)
+        assert recs is not None and len(recs) == 10  # never the slow path
+        assert not set(ids(recs)) & set(shown)
+        shown += ids(recs)
+        sources += [r.source for r in recs]
+    assert sources[-10:] == ["explore"] * 10
+    explore = {eng.catalog.ids.external(int(i)) for i in newcomers.explore}
+    assert set(shown[-10:]) <= explore  # the newcomers' exploration picks
+    assert asked == ["u"]
 
 
 @pytest.mark.parametrize("ranked", [None, "popular", "co_likes"])

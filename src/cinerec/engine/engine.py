@@ -902,14 +902,16 @@ class Engine:
         also: set[int],
     ) -> bool:
         """The rest of a list whose plan ran dry before its remake (asked for already) is
-        ready: from the shared plan, the list every newcomer gets, skipping what the user saw.
+        ready: from the shared plan, the list every newcomer gets, skipping what the user saw,
+        and when the user has seen all of that (a user who asks again and again, faster than
+        plans are remade), from its exploration picks, the least-shown movies of the moment.
         The cheap list instead of the slow path (a plan made on the request, behind the
         engine lock and every other such request). True if the list is full."""
         shared = self._shared_plans.get(setting)
         if shared is None or shared.version != self.version:
             return False
         more, _, _ = self._take(
-            seen, shared, k - len(picks), False, servable, 0, also=also | {p.idx for p in picks}
+            seen, shared, k - len(picks), False, servable, 0, True, also | {p.idx for p in picks}
         )
         picks += more
         return len(picks) == k
