@@ -626,8 +626,13 @@ def test_the_list_after_a_like_answers_it(ranked: str | None) -> None:
         assert all(int(m[1:]) < 20 for m in ids(first[:9]))
     if ranked == "co_likes":  # the ranker's own picks answer it: nothing is replaced
         assert plan.follow is None and answers[0] == 0
-    # Answered once: the plan's next list (no new act) goes on in the plan's own order.
+    # Answered once: the plan's next list (no new act) goes on in the plan's own order,
+    # from the ranker's pick the follow-up took the place of.
     assert plan.cursor.followed
+    if ranked:
+        ext = eng.catalog.ids.external
+        first_unshown = next(m for m in map(ext, plan.ranked.tolist()) if m not in ids(first))
+        assert ids(eng.recommend("u", 10, explore=False))[0] == first_unshown
 
 
 def test_exploration_stops_once_every_movie_has_been_shown_and_reopens_for_a_new_one() -> None:

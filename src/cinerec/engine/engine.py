@@ -1120,7 +1120,8 @@ class Engine:
             if fallback is not None:  # once this plan's own picks are used up
                 walk_shared(fallback.explore)
         cursor = Cursor(
-            resume(ranked, r),  # what the main slots walked past is taken or unusable
+            # From where this walk began: the follow-up may have handed a ranked pick back.
+            resume(ranked, start.ranked),
             e,
             {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
             followed=True,
