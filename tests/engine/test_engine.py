@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -527,6 +529,42 @@ def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_lock
     assert eng.user("stranger", create=False) is None
     assert len(eng.viewers[eng.user_ids.get("stranger")]) == 10
     assert eng.fold_served() is False  # nothing left to fold
+
+
+def test_a_list_the_fast_path_serves_while_its_earlier_list_is_folded_in_reshows_nothing() -> None:
+    """The background fold takes a user's served lists out of ``_pending`` and into their
+    shown set; a fast-path walk of the same user in between (the event loop runs whenever
+    the folding thread lets go of the GIL) must see them in one or the other."""
+    import threading
+
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=300, share=0.2)
+    eng.register(_Fixed("served", np.arange(300)))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.recommend("someone", 10)  # the locked path counts what the fast path reads
+    assert eng.refresh([None]) == 1  # the newcomers' plan: every walk starts at its top
+    first = eng.try_serve("stranger", 10)
+    assert first is not None
+    second: list = []
+    fold = eng._fold
+
+    def fold_with_a_request_in_between(user_id: str, lists: list) -> None:
+        t = threading.Thread(target=lambda: second.append(eng.try_serve("stranger", 10)))
+        t.start()
+        t.join(0.3)  # it runs now, or waits for this fold: either way it must not re-show
+        fold(user_id, lists)
+        eng._fold = fold  # type: ignore[method-assign]
+
+    eng._fold = fold_with_a_request_in_between  # type: ignore[method-assign]
+    assert eng.fold_served() is True
+    for _ in range(100):
+        if second:
+            break
+        time.sleep(0.01)
+    assert second and second[0] is not None and len(second[0]) == 10
+    assert not set(ids(first)) & set(ids(second[0]))
 
 
 def test_a_plan_that_runs_dry_is_topped_up_from_the_newcomers_plan_not_the_slow_path() -> None:

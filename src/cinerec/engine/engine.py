@@ -869,16 +869,22 @@ class Engine:
             plan, user_id
         ):
             return None
-        viewer = self.viewers.get(idx) if idx is not None and u is None else None
-        # A viewer's shown movies as a set for this walk (the array is scanned per lookup).
-        seen: Container[int] = (
-            u.seen if u is not None else (set(viewer.shown) if viewer is not None else ())
-        )
         explore = explore and setting.explore
         n_explore = slots[1] if explore else 0
         with self._pending_lock:
             if self.generation != gen:
                 return None
+            # What the user was shown, read under the lock that folds served lists in: a
+            # list leaves ``_pending`` and joins the shown set in one step under it, so a
+            # walk never sees it in neither (a re-show).
+            idx = self.user_ids.get(user_id)
+            if (self.users.get(idx) if idx is not None else None) is not u:
+                return None  # the user's state was made meanwhile: the locked path
+            viewer = self.viewers.get(idx) if idx is not None and u is None else None
+            # A viewer's shown movies as a set for this walk (the array is scanned per lookup).
+            seen: Container[int] = (
+                u.seen if u is not None else (set(viewer.shown) if viewer is not None else ())
+            )
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
             picks, rows, cursor = self._take(seen, plan, k, explore, servable, n_explore, also=also)
@@ -932,9 +938,15 @@ class Engine:
         """Fold the lists served on the fast path into the serving state: shown sets,
         exposure counts, source tallies, online evidence. Call under the engine lock."""
         with self._pending_lock:
-            pending, self._pending = self._pending, {}
-        for uid, lists in pending.items():
-            self._fold(uid, lists)
+            users = list(self._pending)
+        for uid in users:
+            # Out of ``_pending`` and into the shown set in one step under the fast path's
+            # lock (one user at a time: it stays a few microseconds): a fast-path walk in
+            # between would find the lists in neither and show them again.
+            with self._pending_lock:
+                lists = self._pending.pop(uid, None)
+                if lists:
+                    self._fold(uid, lists)
 
     def _fold(self, user_id: str, lists: list[_Served]) -> None:
         v = self._viewer(user_id)
