@@ -103,9 +103,10 @@ def user_paths(tag: str) -> Iterator[str]:
 
 # -- servers -------------------------------------------------------------------------------
 def wait_for_plans(url: str, timeout: float = 600.0) -> float:
-    """Wait until the service has made every plan it queued in the background (after a
-    model swap each user's plan is remade); returns the seconds it took. Measures the steady
-    state: lists served from plans, not the minutes after a swap."""
+    """Wait until the service has made every plan it queued in the background; returns the
+    seconds it took. After a model swap a user's plan is remade when the user next asks
+    (the warm-up asks for every user), so waiting after the warm-up measures the steady
+    state: lists served from plans, not the seconds after a swap."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
         if httpx.get(f"{url}/api/v1/health", timeout=30).json().get("plans_pending", 0) == 0:
@@ -367,6 +368,10 @@ def main() -> None:
                     run_wrk(url, f"warm-{name}", args.concurrency, 2, work)
                 else:
                     run_asyncio(url, f"warm-{name}", args.concurrency, 500, 10)
+            # The warm-up asked for every user's list: the plans the training run outdated
+            # are remade now, before the measurement (not in the middle of it).
+            remade = wait_for_plans(urls["service"])
+            print(f"plans outdated by the training run remade {remade:.1f} s after the warm-up")
             runs: dict[str, list[Run]] = {"service": [], "constant": []}
             for rep in range(args.repeats):
                 order = ["service", "constant"] if rep % 2 == 0 else ["constant", "service"]

@@ -623,6 +623,38 @@ def test_a_user_who_has_seen_the_newcomers_plan_too_gets_its_exploration_picks()
     assert asked == ["u"]
 
 
+def test_a_user_who_has_seen_all_of_the_newcomers_plan_gets_the_rest_of_the_catalogue() -> None:
+    """Past the newcomers' ranked list and exploration picks, the fill walks the rest of the
+    catalogue, most popular first, still on the fast path and resuming where the user's last
+    fill ended (not from the top, past everything the user saw)."""
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=2000, share=0.0)
+    eng.register(_Fixed("served", np.arange(35)))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.evidence_share = 0.0
+    eng.apply_events([Event("u", "m1999", EventKind.LIKE)])
+    shown = ids(eng.recommend("u", 10, explore=False))
+    assert eng.refresh([None]) == 1
+    newcomers = eng._shared_plans[DEFAULT_SETTING]
+    assert len(newcomers.tail) > 0
+    eng.on_stale = lambda _: None  # the remake never comes
+    into_tail = []
+    while len(into_tail) < 5:
+        recs = eng.try_serve("u", 10, explore=False)
+        assert recs is not None and len(recs) == 10  # never the slow path
+        assert not set(ids(recs)) & set(shown)
+        shown += ids(recs)
+        walk = newcomers.walks.get("u")
+        if walk is not None and walk.tail > 0:
+            into_tail.append((walk.tail, ids(recs)))
+    tail = [eng.catalog.ids.external(int(i)) for i in newcomers.tail]
+    # each fill resumed where the last one ended, in the tail's order (most popular first)
+    assert [at for at, _ in into_tail] == sorted({at for at, _ in into_tail})
+    assert into_tail[-1][1] == tail[into_tail[-2][0] : into_tail[-1][0]]
+
+
 @pytest.mark.parametrize("ranked", [None, "popular", "co_likes"])
 def test_the_list_after_a_like_answers_it(ranked: str | None) -> None:
     """Whatever orders the list (the bandit before a ranker is trained, a ranker that reads

@@ -648,6 +648,13 @@ class Engine:
         taste = [(n, cands.proposals[n], cands.scores[n]) for n in cands.proposals]
         explore = self._explore_pool(shared, ok, ranked, taste)
         keep = evidence and len(cands) > 0
+        tail = np.empty(0, np.int64)
+        if shared:  # the rest, most popular first: the last resort of a fill
+            rest = ok.copy()
+            rest[ranked] = False
+            rest[explore] = False
+            left = np.flatnonzero(rest)
+            tail = left[np.argsort(-cat.popularity()[left], kind="stable")].astype(np.int64)
         head = list(zip(ranked[:FOLLOW_HEAD].tolist(), best[:FOLLOW_HEAD], strict=True))
         follow = None if u is None else self._follow_up(u, cands, head)
         return Plan(
@@ -667,6 +674,7 @@ class Engine:
             shared=shared,
             setting=setting,
             follow=follow,
+            tail=tail,
         )
 
     def _follow_up(
@@ -887,19 +895,22 @@ class Engine:
             )
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
-            picks, rows, cursor = self._take(seen, plan, k, explore, servable, n_explore, also=also)
+            picks, rows, cursor = self._take(
+                seen, plan, plan.walk_from(user_id), k, explore, servable, n_explore, also=also
+            )
             if len(picks) < k and not self._fill_from_shared(
-                picks, seen, setting, k, servable, also
+                user_id, picks, seen, setting, k, servable, also
             ):
                 return None  # nothing cheap fills the list: the locked path makes it
             self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
             plan.lists += 1
-            plan.cursor = cursor
+            plan.walked(user_id, cursor)
         ext = cat.ids.external
         return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
 
     def _fill_from_shared(
         self,
+        user_id: str,
         picks: list[Pick],
         seen: Container[int],
         setting: RankingSetting,
@@ -910,17 +921,30 @@ class Engine:
         """The rest of a list whose plan ran dry before its remake (asked for already) is
         ready: from the shared plan, the list every newcomer gets, skipping what the user saw,
         and when the user has seen all of that (a user who asks again and again, faster than
-        plans are remade), from its exploration picks, the least-shown movies of the moment.
-        The cheap list instead of the slow path (a plan made on the request, behind the
-        engine lock and every other such request). True if the list is full."""
+        plans are remade), from its exploration picks, the least-shown movies of the moment,
+        then from the rest of the catalogue. The cheap list instead of the slow path (a plan
+        made on the request, behind the engine lock and every other such request). True if
+        the list is full; then the user's next fill resumes where this one ended. Call under
+        ``_pending_lock``."""
         shared = self._shared_plans.get(setting)
         if shared is None or shared.version != self.version:
             return False
-        more, _, _ = self._take(
-            seen, shared, k - len(picks), False, servable, 0, True, also | {p.idx for p in picks}
+        more, _, cursor = self._take(
+            seen,
+            shared,
+            shared.walk_from(user_id),
+            k - len(picks),
+            False,
+            servable,
+            0,
+            True,
+            also | {p.idx for p in picks},
         )
         picks += more
-        return len(picks) == k
+        if len(picks) < k:
+            return False
+        shared.walked(user_id, cursor)
+        return True
 
     def fold_served(self) -> bool:
         """Fold what the fast path served into the serving state now, if the lock is free
@@ -991,7 +1015,7 @@ class Engine:
             with self._pending_lock:
                 self._fold(user_id, self._pending.pop(user_id, []))
                 picks, rows, cursor = self._take(
-                    u.seen, plan, k, explore, servable, n_explore, fill
+                    u.seen, plan, plan.walk_from(user_id), k, explore, servable, n_explore, fill
                 )
                 if len(picks) == k or fill:
                     if len(picks) < k:
@@ -1003,7 +1027,7 @@ class Engine:
                         self._shown(u, p.idx, p.source)
                     self._evidence(u.idx, plan, picks, rows)
                     plan.lists += 1
-                    plan.cursor = cursor
+                    plan.walked(user_id, cursor)
                     return picks
             # The plan ran dry (or is from before what the user has since seen): make it
             # again, outside the fast path's lock.
@@ -1034,6 +1058,7 @@ class Engine:
         self,
         seen: Container[int],
         plan: Plan,
+        start: Cursor,
         k: int,
         explore: bool,
         servable: np.ndarray,
@@ -1041,7 +1066,8 @@ class Engine:
         fill: bool = False,
         also: Container[int] = (),
     ) -> tuple[list[Pick], list[int], Cursor]:
-        """Walk the plan: the ranker's order, the bandit slot, then exploration; skip what
+        """Walk the plan from ``start`` (``Plan.walk_from``): the ranker's order, the bandit
+        slot, then exploration (and for a ``fill`` of the shared plan, its tail); skip what
         the user has seen (``seen``, ``also``) or may no longer be shown. Exploration fills
         its own slots only, unless ``fill`` (then it also fills what the plan's main slots
         lack); a user's plan whose own exploration picks are used up draws from the shared
@@ -1059,8 +1085,6 @@ class Engine:
         n_ok = len(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
-        # The shared plan serves many users: every walk starts at the top.
-        start = Cursor(0, 0, {}) if plan.shared else plan.cursor
 
         def usable(i: int) -> bool:
             return i < n_ok and servable[i] and i not in seen and i not in also
@@ -1123,9 +1147,11 @@ class Engine:
             if len(pool) and len(picks) < stop:
                 walk(pool, 0, int(self.policy.rng.integers(len(pool))))
 
-        e = start.explore
+        e, tail = start.explore, start.tail
         if plan.shared:
             walk_shared(plan.explore)
+            if fill:  # a user who has seen all the rest
+                tail = walk(plan.tail, tail)
         else:
             e = walk(plan.explore, e)
             fallback = self._shared_plans.get(plan.setting)
@@ -1137,6 +1163,7 @@ class Engine:
             e,
             {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
             followed=True,
+            tail=tail,
         )
         return picks, rows, cursor
 

@@ -75,6 +75,12 @@ class Cursor:
     proposals: dict[str, int]
     #: whether the plan's follow-up slot (``Plan.follow``) has been served
     followed: bool = False
+    #: the shared plan: where the walk of its ``tail`` resumes
+    tail: int = 0
+
+
+#: a walk from the top of a plan
+START = Cursor(0, 0, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +127,32 @@ class Plan:
     lists: int = 0
     #: a user's plan: where the walk of ``ranked``, ``explore`` and each source's proposals
     #: resumes (everything before is shown or may not be shown; see ``Engine._take``)
-    cursor: Cursor = field(default_factory=lambda: Cursor(0, 0, {}))
+    cursor: Cursor = START
     #: what the plan was made for
     setting: RankingSetting = DEFAULT_SETTING
     #: a user's plan: a movie the user's newest like explains ("because you liked X"), put
     #: in its first list in place of the last ranked pick (the next list answers the like);
     #: None when the ranker's first picks answer it already, or no source names the like
     follow: Pick | None = None
+    #: the shared plan: the rest of the servable catalogue, most popular first, for a user
+    #: who has seen all the rest (one who asks faster than their own plan is remade)
+    tail: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    #: the shared plan: where each user's next walk of it resumes, by user id, for as long
+    #: as it serves (seconds: it is remade every SHARED_PLAN_TTL_S); a walk from the top
+    #: past everything such a user saw would cost O(shown) per list
+    walks: dict[str, Cursor] = field(default_factory=dict)
+
+    def walk_from(self, user_id: str) -> Cursor:
+        """Where the walk of this plan for ``user_id`` begins."""
+        return self.walks.get(user_id, START) if self.shared else self.cursor
+
+    def walked(self, user_id: str, cursor: Cursor) -> None:
+        """A list walked for ``user_id`` up to ``cursor`` is served: the next walk resumes
+        there. Call under the engine's ``_pending_lock``."""
+        if self.shared:
+            self.walks[user_id] = cursor
+        else:
+            self.cursor = cursor
 
     def outdated(self, version: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
