@@ -655,6 +655,40 @@ def test_a_user_who_has_seen_all_of_the_newcomers_plan_gets_the_rest_of_the_cata
     assert into_tail[-1][1] == tail[into_tail[-2][0] : into_tail[-1][0]]
 
 
+def test_a_user_past_their_own_exploration_picks_walks_the_shared_ones_on_from_one_place() -> None:
+    """Once a plan's own exploration picks are used up, its exploration slots draw from the
+    newcomers' plan's: from a random place for the user's first such list, then on from
+    where the last one stopped (not from a new random place past what the user saw)."""
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=3000, share=0.2)
+    eng.register(_Fixed("served", np.arange(3000)))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng.evidence_share = 0.0
+    eng.apply_events([Event("u", "m2999", EventKind.LIKE)])
+    eng.recommend("u", 10)
+    assert eng.refresh([None]) == 1
+    newcomers = eng._shared_plans[DEFAULT_SETTING]
+    pool = [eng.catalog.ids.external(int(i)) for i in newcomers.explore]
+    eng.on_stale = lambda _: None
+    u = eng.user("u")
+    walks, picked = [], []
+    while len(walks) < 4:
+        recs = eng.try_serve("u", 10)
+        assert recs is not None
+        w = u.plan.cursor.shared_explore
+        if w is not None:
+            walks.append(w)
+            picked += [r.movie_id for r in recs if r.source == "explore"]
+    assert {w[:2] for w in walks} == {walks[0][:2]}  # one plan, one starting place
+    assert [w[2] for w in walks] == sorted({w[2] for w in walks})  # on from the last
+    key, first, at = walks[-1]
+    assert key == newcomers.made_at
+    walked = [pool[(first + j) % len(pool)] for j in range(at)]
+    assert picked[-2:] == [m for m in walked if m in picked[-2:]]
+
+
 @pytest.mark.parametrize("ranked", [None, "popular", "co_likes"])
 def test_the_list_after_a_like_answers_it(ranked: str | None) -> None:
     """Whatever orders the list (the bandit before a ranker is trained, a ranker that reads

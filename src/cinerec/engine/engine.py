@@ -1142,21 +1142,30 @@ class Engine:
                     picks.append(Pick(i, EXPLORE, 0.0))
             return at
 
-        def walk_shared(pool: np.ndarray) -> None:
-            """A pool many users share: each walk starts at a random place in it."""
-            if len(pool) and len(picks) < stop:
-                walk(pool, 0, int(self.policy.rng.integers(len(pool))))
+        shared_explore = start.shared_explore
+
+        def walk_shared(shared: Plan) -> None:
+            """The exploration picks of the shared plan, which many users share: a user's
+            first walk of them starts at a random place, the next ones resume there."""
+            nonlocal shared_explore
+            pool = shared.explore
+            if not len(pool) or len(picks) >= stop:
+                return
+            if shared_explore is None or shared_explore[0] != shared.made_at:
+                shared_explore = (shared.made_at, int(self.policy.rng.integers(len(pool))), 0)
+            key, first, at = shared_explore
+            shared_explore = (key, first, walk(pool, at, first))
 
         e, tail = start.explore, start.tail
         if plan.shared:
-            walk_shared(plan.explore)
+            walk_shared(plan)
             if fill:  # a user who has seen all the rest
                 tail = walk(plan.tail, tail)
         else:
             e = walk(plan.explore, e)
             fallback = self._shared_plans.get(plan.setting)
             if fallback is not None:  # once this plan's own picks are used up
-                walk_shared(fallback.explore)
+                walk_shared(fallback)
         cursor = Cursor(
             # From where this walk began: the follow-up may have handed a ranked pick back.
             resume(ranked, start.ranked),
@@ -1164,6 +1173,7 @@ class Engine:
             {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
             followed=True,
             tail=tail,
+            shared_explore=shared_explore,
         )
         return picks, rows, cursor
 

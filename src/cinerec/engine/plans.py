@@ -77,6 +77,10 @@ class Cursor:
     followed: bool = False
     #: the shared plan: where the walk of its ``tail`` resumes
     tail: int = 0
+    #: the walk of the shared plan's exploration picks (for a user's own plan: once its
+    #: own are used up): that plan's ``made_at``, where in the pool this user's walk began
+    #: (a random place: users spread over it) and how far it has gone since
+    shared_explore: tuple[float, int, int] | None = None
 
 
 #: a walk from the top of a plan
