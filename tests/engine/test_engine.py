@@ -655,6 +655,24 @@ def test_a_user_who_has_seen_all_of_the_newcomers_plan_gets_the_rest_of_the_cata
     assert into_tail[-1][1] == tail[into_tail[-2][0] : into_tail[-1][0]]
 
 
+def test_the_shared_plan_remembers_a_bounded_number_of_walks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cinerec.engine import plans
+
+    monkeypatch.setattr(plans, "SHARED_WALKS_MAX", 3)
+    eng = make_engine(n=300, share=0.2)
+    eng.recommend("someone", 10)
+    assert eng.refresh([None]) == 1
+    newcomers = eng._shared_plans[DEFAULT_SETTING]
+    for n in range(6):
+        assert eng.try_serve(f"new{n}", 10) is not None
+    assert list(newcomers.walks) == ["new0", "new1", "new2"]
+    first = newcomers.walks["new0"]
+    assert eng.try_serve("new0", 10) is not None  # a remembered walk still moves on
+    assert newcomers.walks["new0"] != first and len(newcomers.walks) == 3
+
+
 def test_a_user_past_their_own_exploration_picks_walks_the_shared_ones_on_from_one_place() -> None:
     """Once a plan's own exploration picks are used up, its exploration slots draw from the
     newcomers' plan's: from a random place for the user's first such list, then on from

@@ -61,6 +61,10 @@ PLAN_TTL_S = 300.0
 #: popularity it orders by moves with every like (most of all in a young catalogue), while
 #: remaking it costs one plan for all of them (in the background)
 SHARED_PLAN_TTL_S = 5.0
+#: users whose walk of the shared plan it remembers (``Plan.walks``): a bound on its memory
+#: if the plan outlives its few seconds (the engine lock held by a long job) under heavy
+#: traffic; a user it does not remember walks it from the top (correct, only slower)
+SHARED_WALKS_MAX = 50_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -154,7 +158,8 @@ class Plan:
         """A list walked for ``user_id`` up to ``cursor`` is served: the next walk resumes
         there. Call under the engine's ``_pending_lock``."""
         if self.shared:
-            self.walks[user_id] = cursor
+            if len(self.walks) < SHARED_WALKS_MAX or user_id in self.walks:
+                self.walks[user_id] = cursor
         else:
             self.cursor = cursor
 
