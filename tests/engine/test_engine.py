@@ -315,6 +315,22 @@ class _Fixed(Recommender):
         return s
 
 
+def served_engine(
+    n: int, share: float, order: np.ndarray, evidence_share: float | None = None
+) -> Engine:
+    """An engine whose one personal model, ``served``, ranks ``order`` for everyone, and whose
+    ranker serves that source's order (``evidence_share`` 0: plans ask that source only)."""
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    eng = make_engine(n=n, share=share)
+    eng.register(_Fixed("served", order))
+    eng.personal_pool = ["served"]
+    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    if evidence_share is not None:
+        eng.evidence_share = evidence_share
+    return eng
+
+
 def test_without_a_ranker_slots_move_to_the_source_whose_picks_get_liked() -> None:
     eng = make_engine(n=400, share=0.0)
     good, bad = set(range(0, 400, 2)), set(range(1, 400, 2))  # users like even movies only
@@ -487,12 +503,7 @@ def test_the_same_like_repeated_counts_once() -> None:
 def test_the_fast_path_serves_while_the_lock_is_held_and_never_overlaps_the_locked_path() -> None:
     import threading
 
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=300, share=0.2)
-    eng.register(_Fixed("served", np.arange(300)))
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng = served_engine(300, 0.2, np.arange(300))
     eng.apply_events([Event("u", "m299", EventKind.LIKE)])
     assert eng.try_serve("u", 10) is None  # no plan yet: the locked path makes it
     shown = ids(eng.recommend("u", 10))
@@ -537,12 +548,7 @@ def test_a_list_the_fast_path_serves_while_its_earlier_list_is_folded_in_reshows
     the folding thread lets go of the GIL) must see them in one or the other."""
     import threading
 
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=300, share=0.2)
-    eng.register(_Fixed("served", np.arange(300)))
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
+    eng = served_engine(300, 0.2, np.arange(300))
     eng.recommend("someone", 10)  # the locked path counts what the fast path reads
     assert eng.refresh([None]) == 1  # the newcomers' plan: every walk starts at its top
     first = eng.try_serve("stranger", 10)
@@ -568,13 +574,8 @@ def test_a_list_the_fast_path_serves_while_its_earlier_list_is_folded_in_reshows
 
 
 def test_a_plan_that_runs_dry_is_topped_up_from_the_newcomers_plan_not_the_slow_path() -> None:
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=300, share=0.0)
-    eng.register(_Fixed("served", np.arange(35)))  # a plan of 35 candidates: 3 lists and a half
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
-    eng.evidence_share = 0.0  # plans ask the ranker's source only
+    # a plan of 35 candidates (3 lists and a half) that asks the ranker's source only
+    eng = served_engine(300, 0.0, np.arange(35), evidence_share=0.0)
     eng.apply_events([Event("u", "m299", EventKind.LIKE)])
     shown = ids(eng.recommend("u", 10, explore=False))  # the locked path makes the plan
     assert eng.refresh([None]) == 1  # the newcomers' plan
@@ -594,13 +595,7 @@ def test_a_user_who_has_seen_the_newcomers_plan_too_gets_its_exploration_picks()
     """A user who asks faster than plans are remade (a benchmark's hammering, a stuck
     refresher) outruns the newcomers' ranked list as well: the rest comes from that plan's
     exploration picks, still without the slow path and without a re-show."""
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=300, share=0.0)
-    eng.register(_Fixed("served", np.arange(35)))
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
-    eng.evidence_share = 0.0
+    eng = served_engine(300, 0.0, np.arange(35), evidence_share=0.0)
     eng.apply_events([Event("u", "m299", EventKind.LIKE)])
     shown = ids(eng.recommend("u", 10, explore=False))
     assert eng.refresh([None]) == 1
@@ -627,13 +622,7 @@ def test_a_user_who_has_seen_all_of_the_newcomers_plan_gets_the_rest_of_the_cata
     """Past the newcomers' ranked list and exploration picks, the fill walks the rest of the
     catalogue, most popular first, still on the fast path and resuming where the user's last
     fill ended (not from the top, past everything the user saw)."""
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=2000, share=0.0)
-    eng.register(_Fixed("served", np.arange(35)))
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
-    eng.evidence_share = 0.0
+    eng = served_engine(2000, 0.0, np.arange(35), evidence_share=0.0)
     eng.apply_events([Event("u", "m1999", EventKind.LIKE)])
     shown = ids(eng.recommend("u", 10, explore=False))
     assert eng.refresh([None]) == 1
@@ -677,13 +666,7 @@ def test_a_user_past_their_own_exploration_picks_walks_the_shared_ones_on_from_o
     """Once a plan's own exploration picks are used up, its exploration slots draw from the
     newcomers' plan's: from a random place for the user's first such list, then on from
     where the last one stopped (not from a new random place past what the user saw)."""
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
-
-    eng = make_engine(n=3000, share=0.2)
-    eng.register(_Fixed("served", np.arange(3000)))
-    eng.personal_pool = ["served"]
-    eng.ranker = SegmentedRanker(SourceRanker("served"), SourceRanker("served"))
-    eng.evidence_share = 0.0
+    eng = served_engine(3000, 0.2, np.arange(3000), evidence_share=0.0)
     eng.apply_events([Event("u", "m2999", EventKind.LIKE)])
     eng.recommend("u", 10)
     assert eng.refresh([None]) == 1

@@ -934,11 +934,11 @@ class Engine:
             shared,
             shared.walk_from(user_id),
             k - len(picks),
-            False,
-            servable,
-            0,
-            True,
-            also | {p.idx for p in picks},
+            explore=False,
+            servable=servable,
+            n_explore=0,
+            fill=True,
+            also=also | {p.idx for p in picks},
         )
         picks += more
         if len(picks) < k:
