@@ -8,7 +8,9 @@ reference policy of the same run.
 Per report: the service's precision@10, nDCG@10, diversity, coverage, mean ``/recs``
 latency and grader points; the reference policy with the best nDCG@10 and that nDCG; and the
 service's nDCG@10 divided by it (``cinerec.simulation.report.compare``). Reports without a
-``service`` row (references only) show the best reference alone.
+``service`` row (references only) show the best reference alone. The oracle policies
+(``cinerec.simulation.policies.ORACLE_POLICIES``: they read the hidden answers) are never the
+best reference; the last two columns give the best of them and the service's share of it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cinerec.simulation.policies import ORACLE_POLICIES
 from cinerec.simulation.report import compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +37,8 @@ HEAD = [
     "best reference",
     "its nDCG@10",
     "service / best",
+    "best oracle",
+    "service / oracle",
 ]
 
 
@@ -48,8 +53,10 @@ def reports(paths: list[Path]) -> list[Path]:
 def row(doc: dict[str, Any], fallback_name: str) -> list[str]:
     results: list[dict[str, Any]] = doc.get("results", [])
     by = {s["target"]: s for s in results}
-    refs = [s for s in results if s["target"] != "service"]
+    refs = [s for s in results if s["target"] != "service" and s["target"] not in ORACLE_POLICIES]
+    oracles = [s for s in results if s["target"] in ORACLE_POLICIES]
     best = max(refs, key=lambda s: s["ndcg@10"]) if refs else None
+    oracle = max(oracles, key=lambda s: s["ndcg@10"]) if oracles else None
     name = results[0]["world"] if results else fallback_name
     svc = by.get("service")
     first = svc or (results[0] if results else {})
@@ -75,6 +82,14 @@ def row(doc: dict[str, Any], fallback_name: str) -> list[str]:
         ]
     else:
         cells += ["-"] * 3
+    if oracle is not None:
+        ratio = compare(results).get(oracle["target"]) if svc is not None else None
+        cells += [
+            f"{oracle['target']} {oracle['ndcg@10']:.4f}",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+        ]
+    else:
+        cells += ["-"] * 2
     return cells
 
 

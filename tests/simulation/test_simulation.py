@@ -22,8 +22,15 @@ from cinerec.simulation import (
     load_world,
     run,
     simulate,
+    synthetic_world,
 )
-from cinerec.simulation.policies import CourseBaselinePolicy, MostPopularPolicy
+from cinerec.simulation.policies import (
+    ORACLE_POLICIES,
+    CourseBaselinePolicy,
+    MostPopularPolicy,
+    OraclePopularPolicy,
+    OracleUserKnnPolicy,
+)
 from cinerec.simulation.runner import genre_diversity, score_answer
 from e2e.test_http import ADMIN_TOKEN, start_server
 
@@ -105,6 +112,42 @@ def test_references_never_reshow_and_answer_k(name: str) -> None:
     for _ in range(4):
         shown += policy.recs("u", 10)
     assert len(shown) == len(set(shown)) == 40
+
+
+def test_oracle_popular_lists_what_most_users_find_relevant() -> None:
+    items = [f"m{i}" for i in range(30)]
+    # m5 relevant to all four users, m9 to three, m2 to two, the rest to one or none
+    lists = [{"m5", "m9", "m2", "m20"}, {"m5", "m9", "m2"}, {"m5", "m9", "m11"}, {"m5", "m13"}]
+    users = [SimUser(f"u{u}", frozenset(r)) for u, r in enumerate(lists)]
+    policy = OraclePopularPolicy(seed=0)
+    policy.reset(World("w", items, {m: ("Drama",) for m in items}, users))
+    assert policy.recs("newcomer", 10)[:3] == ["m5", "m9", "m2"]
+
+
+def test_oracle_user_knn_reads_the_neighbours_answers_never_the_users_own() -> None:
+    items = [f"m{i}" for i in range(40)]
+    users = [
+        SimUser("me", frozenset({"m1", "m2", "m30"})),  # m30: relevant to me alone
+        SimUser("twin", frozenset({"m1", "m2", "m7"})),
+        SimUser("other", frozenset({"m3", "m4", "m8"})),
+    ]
+    policy = OracleUserKnnPolicy(seed=0)
+    policy.reset(World("w", items, {m: ("Drama",) for m in items}, users))
+    policy.interact("me", ["m1"], ["like"])
+    recs = policy.recs("me", 3)
+    # the twin shares m1: its m2 and m7 come first; m30 is known only from my own list
+    assert set(recs[:2]) == {"m2", "m7"} and "m30" not in recs
+
+
+def test_oracles_are_flagged_and_beat_most_liked_on_a_skewed_population() -> None:
+    assert {"oracle_popular", "oracle_popular_genres", "oracle_user_knn"} == ORACLE_POLICIES
+    assert not any(REFERENCE_POLICIES[n].oracle for n in set(REFERENCE_POLICIES) - ORACLE_POLICIES)
+    world = synthetic_world("skewed", n_users=200, seed=0, items=1500)
+    results, _ = simulate(
+        world, None, ["most_liked", "oracle_user_knn"], Behaviour(requests=6, time_scale=0)
+    )
+    liked, oracle = (r.summary()["ndcg@10"] for r in results)
+    assert oracle > liked
 
 
 def test_most_popular_and_course_baseline_follow_likes() -> None:

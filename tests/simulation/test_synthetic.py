@@ -205,7 +205,9 @@ def test_populations_table(tmp_path: Path) -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     w = small("holdout")
-    results, _ = simulate(w, None, ["random", "most_liked"], Behaviour(time_scale=0))
+    results, _ = simulate(
+        w, None, ["random", "most_liked", "oracle_popular"], Behaviour(time_scale=0)
+    )
     doc = {"results": [r.summary() for r in results]}
     # pretend most_liked is the service: the table compares it with the best other reference
     for s in doc["results"]:
@@ -215,5 +217,7 @@ def test_populations_table(tmp_path: Path) -> None:
     table = mod.table([tmp_path])
     assert len(table.splitlines()) == 3
     row = table.splitlines()[2].strip("| ").split(" | ")
+    # an oracle is never the best reference: it has its own columns
     assert row[0] == "synthetic-holdout" and row[9] == "random"
     assert row[11].endswith("x") and float(row[11][:-1]) > 1
+    assert row[12].startswith("oracle_popular ") and row[13].endswith("x")

@@ -13,6 +13,17 @@ this only makes the references stronger.
 - ``item_to_item_explore``: ``cooccurrence`` on like counts (topped up by the most liked) in
   8 of the 10 slots, and 2 exploration slots for the movies this policy has shown least so
   far, to anyone (ties at random). ../shared/POPULATIONS.md asks every run to carry it.
+
+Oracle policies (``oracle = True``) are not references to beat: each reads the population's
+hidden answers, which no real policy can, to estimate how far a policy could get on that
+population (docs/simulation.md, *Oracles*). They are never "the best reference".
+
+- ``oracle_popular``: every movie's true share of the run's users it is relevant to (the
+  best list that is the same for everyone).
+- ``oracle_popular_genres``: that share times the user's genre lift (the genres of the
+  user's likes so far against everyone's, naive Bayes shrunk by 3 likes).
+- ``oracle_user_knn``: movies relevant to the *other* users whose whole hidden lists hold
+  what this user liked (user-based neighbours on the answers), ties by true share.
 """
 
 from __future__ import annotations
@@ -21,12 +32,15 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 
 from cinerec.simulation.world import World
 
 
 class ReferencePolicy:
     name = "reference"
+    #: reads the population's hidden answers: a yardstick, never a reference to beat
+    oracle = False
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
@@ -207,6 +221,92 @@ class ItemToItemExplorePolicy(CooccurrencePolicy):
         return [int(i) for i in part[np.argsort(s[part])]]
 
 
+class OraclePopularPolicy(ReferencePolicy):
+    """Every movie's true share of the run's users it is relevant to, most first."""
+
+    name = "oracle_popular"
+    oracle = True
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        rows: list[int] = []
+        cols: list[int] = []
+        self.row_of: dict[str, int] = {}
+        for r, u in enumerate(world.users):
+            idx = [self.index[m] for m in u.relevant if m in self.index]
+            self.row_of[u.id] = r
+            rows += [r] * len(idx)
+            cols += idx
+        #: users x movies, 1 where the movie is relevant to the user
+        self.truth = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(len(world.users), len(self.items))
+        )
+        self.true_share = np.asarray(self.truth.sum(axis=0)).ravel() / max(len(world.users), 1)
+        names = sorted({g for m in self.items for g in world.genres.get(m, ())})
+        gi = {g: j for j, g in enumerate(names)}
+        g_rows: list[int] = []
+        g_cols: list[int] = []
+        for i, m in enumerate(self.items):
+            for g in world.genres.get(m, ()):
+                g_rows.append(i)
+                g_cols.append(gi[g])
+        #: movies x genres
+        self.item_genres = sparse.csr_matrix(
+            (np.ones(len(g_rows)), (g_rows, g_cols)), shape=(len(self.items), max(len(names), 1))
+        )
+        self.n_genres = np.maximum(np.asarray(self.item_genres.sum(axis=1)).ravel(), 1.0)
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.true_share, k, seen)
+
+    def genre_lift(self, user_id: str, shrink: float = 3.0) -> np.ndarray:
+        """Per movie, the mean over its genres of taste / share: ``share`` = the genres'
+        share of all likes so far, ``taste`` = the user's likes' genres shrunk towards it by
+        ``shrink`` likes (the service's ``genre_popular`` lift)."""
+        n_g = self.item_genres.shape[1]
+        everyone = np.asarray(self.item_genres.T @ self.like_count).ravel()
+        share = (everyone + 1.0) / (everyone.sum() + n_g)
+        liked = self.liked[user_id]
+        mine = np.asarray(self.item_genres[liked].sum(axis=0)).ravel() if liked else 0.0
+        taste = (mine + shrink * share) / (len(liked) + shrink)
+        return np.asarray(self.item_genres @ (taste / share)).ravel() / self.n_genres
+
+
+class OraclePopularGenresPolicy(OraclePopularPolicy):
+    """The true share times the user's genre lift from the likes so far."""
+
+    name = "oracle_popular_genres"
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.true_share * self.genre_lift(user_id), k, seen)
+
+
+class OracleUserKnnPolicy(OraclePopularPolicy):
+    """User-based neighbours on the hidden lists: every other user is weighted by how many of
+    this user's likes are relevant to them, over the square root of their list's length,
+    squared (the closest neighbours count most); a movie scores the weights of the users it
+    is relevant to. The user's own hidden list is left out (it would tell the answer); ties
+    and newcomers by true share."""
+
+    name = "oracle_user_knn"
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        self.truth_t = self.truth.T.tocsr()
+        self.list_len = np.maximum(np.asarray(self.truth.sum(axis=1)).ravel(), 1.0)
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        liked = self.liked[user_id]
+        if not liked:
+            return self._top(self.true_share, k, seen)
+        overlap = np.asarray(self.truth_t[liked].sum(axis=0)).ravel()
+        if user_id in self.row_of:
+            overlap[self.row_of[user_id]] = 0.0
+        weight = (overlap / np.sqrt(self.list_len)) ** 2
+        scores = np.asarray(self.truth_t @ weight).ravel()
+        return self._top(scores + 1e-6 * self.true_share, k, seen)
+
+
 REFERENCE_POLICIES: dict[str, type[ReferencePolicy]] = {
     p.name: p
     for p in (
@@ -216,5 +316,10 @@ REFERENCE_POLICIES: dict[str, type[ReferencePolicy]] = {
         CourseBaselinePolicy,
         CooccurrencePolicy,
         ItemToItemExplorePolicy,
+        OraclePopularPolicy,
+        OraclePopularGenresPolicy,
+        OracleUserKnnPolicy,
     )
 }
+#: the oracles among them (yardsticks, not references)
+ORACLE_POLICIES = frozenset(n for n, p in REFERENCE_POLICIES.items() if p.oracle)
