@@ -467,6 +467,38 @@ def test_the_newcomers_plan_follows_popularity_within_seconds(
     assert ids(eng.recommend("new3", 10, explore=False))[0] == "m7"
 
 
+def test_the_newcomers_plan_follows_the_first_likes_before_its_seconds_are_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cinerec.engine import plans
+    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
+
+    clock = [1000.0]
+    monkeypatch.setattr(plans.time, "monotonic", lambda: clock[0])
+    eng = make_engine(n=50, share=0.0)
+    eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
+    eng.apply_events([Event("fan", "m3", EventKind.LIKE)])
+    stale: list[str | None] = []
+    eng.on_stale = stale.append
+    assert ids(eng.recommend("new1", 10, explore=False))[0] == "m3"
+    clock[0] += plans.SHARED_PLAN_MIN_AGE_S + 0.1  # well within SHARED_PLAN_TTL_S
+    # a few more likes than the plan was made with: not yet worth a remake
+    eng.apply_events([Event(f"v{u}", "m7", EventKind.LIKE) for u in range(plans.SHARED_PLAN_NEW)])
+    eng.recommend("new2", 10, explore=False)
+    assert stale == []
+    # the catalogue's likes outgrew the plan's: it is made again in the background
+    eng.apply_events([Event(f"w{u}", "m7", EventKind.LIKE) for u in range(3)])
+    eng.recommend("new3", 10, explore=False)
+    assert stale == [None]
+    eng.refresh([None])
+    assert ids(eng.recommend("new4", 10, explore=False))[0] == "m7"
+    # and not again before SHARED_PLAN_MIN_AGE_S, however many likes arrive
+    stale.clear()
+    eng.apply_events([Event(f"x{u}", "m9", EventKind.LIKE) for u in range(100)])
+    eng.recommend("new5", 10, explore=False)
+    assert stale == []
+
+
 class _Flat(Recommender):
     """A source that scores every movie alike."""
 

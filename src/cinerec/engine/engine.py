@@ -661,6 +661,7 @@ class Engine:
             version=self.version,
             n_events=u.n_events if u is not None else -1,
             made_at=time.monotonic(),
+            evidence=cat.n_positive,
             ranked=ranked,
             sources=best,
             scores=scores,
@@ -757,6 +758,7 @@ class Engine:
             version=self.version,
             n_events=u.n_events if u is not None else -1,
             made_at=time.monotonic(),
+            evidence=cat.n_positive,
             ranked=ranked,
             sources=[rec.name] * len(ranked),
             scores=scores,
@@ -792,7 +794,10 @@ class Engine:
             or (not shared and (plan.n_events != u.n_events or plan.setting != setting))
             # the one plan of every newcomer follows a model swap at once
             or (shared and plan.version != self.version)
-        ) or (plan.outdated(self.version) and not self._ask_refresh(plan, u.id)):
+        ) or (
+            plan.outdated(self.version, self.catalog.n_positive)
+            and not self._ask_refresh(plan, u.id)
+        ):
             plan = self.make_plan(None if shared else u, setting)
         if shared:
             self._shared_plans[setting] = plan
@@ -873,9 +878,9 @@ class Engine:
             or (shared and plan.version != self.version)  # remade once, on the locked path
         ):
             return None
-        if (plan.outdated(self.version) or plan.running_low(k)) and not self._ask_refresh(
-            plan, user_id
-        ):
+        if (
+            plan.outdated(self.version, cat.n_positive) or plan.running_low(k)
+        ) and not self._ask_refresh(plan, user_id):
             return None
         explore = explore and setting.explore
         n_explore = slots[1] if explore else 0

@@ -61,6 +61,14 @@ PLAN_TTL_S = 300.0
 #: popularity it orders by moves with every like (most of all in a young catalogue), while
 #: remaking it costs one plan for all of them (in the background)
 SHARED_PLAN_TTL_S = 5.0
+#: ... and sooner while the evidence it was ordered by is thin: once the catalogue holds
+#: SHARED_PLAN_GROWTH times the positive signals it was made with, plus SHARED_PLAN_NEW
+#: (a young catalogue: the first likes reorder popularity completely, and every newcomer of
+#: the first seconds would otherwise get a list ordered by next to nothing), but not more
+#: often than every SHARED_PLAN_MIN_AGE_S (a remake asks every source)
+SHARED_PLAN_GROWTH = 1.25
+SHARED_PLAN_NEW = 10
+SHARED_PLAN_MIN_AGE_S = 0.2
 #: users whose walk of the shared plan it remembers (``Plan.walks``): a bound on its memory
 #: if the plan outlives its few seconds (the engine lock held by a long job) under heavy
 #: traffic; a user it does not remember walks it from the top (correct, only slower)
@@ -112,6 +120,8 @@ class Plan:
     #: the user's event count when the plan was made (-1 for the shared plan)
     n_events: int
     made_at: float
+    #: the catalogue's positive signals when the plan was made (``Catalog.n_positive``)
+    evidence: int
     #: the ranker's order: movie ids, the source that ranks each best, its ranker score
     ranked: np.ndarray
     sources: list[str]
@@ -163,11 +173,18 @@ class Plan:
         else:
             self.cursor = cursor
 
-    def outdated(self, version: int) -> bool:
+    def outdated(self, version: int, evidence: int = 0) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
-        or longer than ``PLAN_TTL_S`` (the shared plan: ``SHARED_PLAN_TTL_S``) ago."""
-        ttl = SHARED_PLAN_TTL_S if self.shared else PLAN_TTL_S
-        return self.version != version or time.monotonic() - self.made_at > ttl
+        or longer than ``PLAN_TTL_S`` (the shared plan: ``SHARED_PLAN_TTL_S``) ago; the
+        shared plan also once the catalogue's positive signals (``evidence``) outgrew the
+        ones it was ordered by (``SHARED_PLAN_GROWTH``)."""
+        if self.version != version:
+            return True
+        age = time.monotonic() - self.made_at
+        if not self.shared:
+            return age > PLAN_TTL_S
+        grown = evidence >= self.evidence * SHARED_PLAN_GROWTH + SHARED_PLAN_NEW
+        return age > SHARED_PLAN_TTL_S or (grown and age > SHARED_PLAN_MIN_AGE_S)
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took

@@ -139,6 +139,8 @@ class Catalog:
         #: bumped by the engine whenever likes, impressions or events change (cache key of
         #: per-request computations)
         self.tick = 0
+        #: positive signals ever added (never lowered): how much evidence popularity has
+        self.n_positive = 0
         self._cap = 0
         self.titles: list[str] = []
         self.years: list[int | None] = []
@@ -269,6 +271,7 @@ class Catalog:
         exponent = (ts - _T0) / self.half_life_s
         self.pop[idx] += weight * math.pow(2.0, min(exponent, 1000.0))
         self.positive_cnt[idx] += 1.0
+        self.n_positive += 1
 
     def add_liker(self, idx: int, user: UserState) -> None:
         """``user`` likes movie ``idx`` (once, and after :meth:`UserState.see` of it)."""

@@ -260,17 +260,17 @@ def choose_ranker(
     scores: dict[str, float] = {}
     n_train = n_valid = 0
     parts: list[SourceRanker | LearnedRanker] = []
-    for prefix, part, now in (
-        ("warm:", warm, seg.warm if seg else None),
-        ("cold:", cold, seg.cold if seg else None),
+    for prefix, part, now, fallback in (
+        ("warm:", warm, seg.warm if seg else None, "genre_popular"),
+        ("cold:", cold, seg.cold if seg else None, "popular"),
     ):
         if not part:
             # No evidence of this segment's own: it keeps what serves it (else the fallback).
             # The other segment's evidence would choose for it a ranker of another problem
             # (a personal model's order for newcomers, whom it cannot tell apart).
-            parts.append(now or SourceRanker("popular"))
+            parts.append(now or SourceRanker(fallback))
             continue
-        best, nt, nv = _choose(part, now, "popular", scores, prefix, seed, rounds)
+        best, nt, nv = _choose(part, now, fallback, scores, prefix, seed, rounds)
         parts.append(best)
         n_train, n_valid = n_train + nt, n_valid + nv
     return RankerChoice(
