@@ -33,7 +33,7 @@ KEEP_ALIVE_S = 75
 #: reference policies every ``cinerec simulate`` run carries unless told otherwise
 DEFAULT_REFERENCES = (
     "random,most_popular,most_liked,course_baseline,cooccurrence,item_to_item_explore,"
-    "oracle_popular,oracle_popular_genres,oracle_user_knn"
+    "genre_liked,oracle_popular,oracle_popular_genres,oracle_user_knn"
 )
 
 

@@ -27,6 +27,7 @@ from cinerec.simulation import (
 from cinerec.simulation.policies import (
     ORACLE_POLICIES,
     CourseBaselinePolicy,
+    GenreLikedPolicy,
     MostPopularPolicy,
     OraclePopularPolicy,
     OracleUserKnnPolicy,
@@ -112,6 +113,20 @@ def test_references_never_reshow_and_answer_k(name: str) -> None:
     for _ in range(4):
         shown += policy.recs("u", 10)
     assert len(shown) == len(set(shown)) == 40
+
+
+def test_genre_liked_leans_to_the_genres_of_the_users_likes() -> None:
+    items = [f"m{i}" for i in range(12)]
+    genres = {m: (("Drama",) if i % 2 else ("Comedy",)) for i, m in enumerate(items)}
+    policy = GenreLikedPolicy(seed=0)
+    policy.reset(World("w", items, genres, []))
+    for v in range(5):
+        policy.interact(f"c{v}", ["m0"], ["like"])  # the most liked: a comedy
+    for v in range(3):
+        policy.interact(f"d{v}", ["m1"], ["like"])  # a drama, fewer likes
+    policy.interact("me", ["m3", "m5", "m7"], ["like", "like", "like"])  # dramas
+    assert policy.recs("newcomer", 2) == ["m0", "m1"]
+    assert policy.recs("me", 2) == ["m1", "m0"]
 
 
 def test_oracle_popular_lists_what_most_users_find_relevant() -> None:

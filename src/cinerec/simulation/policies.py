@@ -13,6 +13,8 @@ this only makes the references stronger.
 - ``item_to_item_explore``: ``cooccurrence`` on like counts (topped up by the most liked) in
   8 of the 10 slots, and 2 exploration slots for the movies this policy has shown least so
   far, to anyone (ties at random). ../shared/POPULATIONS.md asks every run to carry it.
+- ``genre_liked``: ``most_liked`` times the user's genre lift (the genres of the user's likes
+  against everyone's): not asked for, but the strongest simple policy we know of here.
 
 Oracle policies (``oracle = True``) are not references to beat: each reads the population's
 hidden answers, which no real policy can, to estimate how far a policy could get on that
@@ -221,7 +223,49 @@ class ItemToItemExplorePolicy(CooccurrencePolicy):
         return [int(i) for i in part[np.argsort(s[part])]]
 
 
-class OraclePopularPolicy(ReferencePolicy):
+class GenreAwarePolicy(ReferencePolicy):
+    """A policy that knows the movies' genres (``genre_lift``)."""
+
+    def reset(self, world: World) -> None:
+        super().reset(world)
+        names = sorted({g for m in self.items for g in world.genres.get(m, ())})
+        gi = {g: j for j, g in enumerate(names)}
+        rows: list[int] = []
+        cols: list[int] = []
+        for i, m in enumerate(self.items):
+            for g in world.genres.get(m, ()):
+                rows.append(i)
+                cols.append(gi[g])
+        #: movies x genres
+        self.item_genres = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(len(self.items), max(len(names), 1))
+        )
+        self.n_genres = np.maximum(np.asarray(self.item_genres.sum(axis=1)).ravel(), 1.0)
+
+    def genre_lift(self, user_id: str, shrink: float = 3.0) -> np.ndarray:
+        """Per movie, the mean over its genres of taste / share: ``share`` = the genres'
+        share of all likes so far, ``taste`` = the user's likes' genres shrunk towards it by
+        ``shrink`` likes (the service's ``genre_popular`` lift)."""
+        n_g = self.item_genres.shape[1]
+        everyone = np.asarray(self.item_genres.T @ self.like_count).ravel()
+        share = (everyone + 1.0) / (everyone.sum() + n_g)
+        liked = self.liked[user_id]
+        mine = np.asarray(self.item_genres[liked].sum(axis=0)).ravel() if liked else 0.0
+        taste = (mine + shrink * share) / (len(liked) + shrink)
+        return np.asarray(self.item_genres @ (taste / share)).ravel() / self.n_genres
+
+
+class GenreLikedPolicy(GenreAwarePolicy):
+    """Most likes so far times the user's genre lift: most-liked within the genres the
+    user's likes lean to (what the service's ``genre_popular`` scores, on like counts)."""
+
+    name = "genre_liked"
+
+    def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
+        return self._top(self.like_count * self.genre_lift(user_id), k, seen)
+
+
+class OraclePopularPolicy(GenreAwarePolicy):
     """Every movie's true share of the run's users it is relevant to, most first."""
 
     name = "oracle_popular"
@@ -242,34 +286,9 @@ class OraclePopularPolicy(ReferencePolicy):
             (np.ones(len(rows)), (rows, cols)), shape=(len(world.users), len(self.items))
         )
         self.true_share = np.asarray(self.truth.sum(axis=0)).ravel() / max(len(world.users), 1)
-        names = sorted({g for m in self.items for g in world.genres.get(m, ())})
-        gi = {g: j for j, g in enumerate(names)}
-        g_rows: list[int] = []
-        g_cols: list[int] = []
-        for i, m in enumerate(self.items):
-            for g in world.genres.get(m, ()):
-                g_rows.append(i)
-                g_cols.append(gi[g])
-        #: movies x genres
-        self.item_genres = sparse.csr_matrix(
-            (np.ones(len(g_rows)), (g_rows, g_cols)), shape=(len(self.items), max(len(names), 1))
-        )
-        self.n_genres = np.maximum(np.asarray(self.item_genres.sum(axis=1)).ravel(), 1.0)
 
     def pick(self, user_id: str, k: int, seen: set[int]) -> list[int]:
         return self._top(self.true_share, k, seen)
-
-    def genre_lift(self, user_id: str, shrink: float = 3.0) -> np.ndarray:
-        """Per movie, the mean over its genres of taste / share: ``share`` = the genres'
-        share of all likes so far, ``taste`` = the user's likes' genres shrunk towards it by
-        ``shrink`` likes (the service's ``genre_popular`` lift)."""
-        n_g = self.item_genres.shape[1]
-        everyone = np.asarray(self.item_genres.T @ self.like_count).ravel()
-        share = (everyone + 1.0) / (everyone.sum() + n_g)
-        liked = self.liked[user_id]
-        mine = np.asarray(self.item_genres[liked].sum(axis=0)).ravel() if liked else 0.0
-        taste = (mine + shrink * share) / (len(liked) + shrink)
-        return np.asarray(self.item_genres @ (taste / share)).ravel() / self.n_genres
 
 
 class OraclePopularGenresPolicy(OraclePopularPolicy):
@@ -316,6 +335,7 @@ REFERENCE_POLICIES: dict[str, type[ReferencePolicy]] = {
         CourseBaselinePolicy,
         CooccurrencePolicy,
         ItemToItemExplorePolicy,
+        GenreLikedPolicy,
         OraclePopularPolicy,
         OraclePopularGenresPolicy,
         OracleUserKnnPolicy,
