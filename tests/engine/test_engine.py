@@ -445,9 +445,12 @@ def test_a_like_makes_the_plan_again_and_a_model_swap_only_marks_it_stale() -> N
     assert eng.refresh(["u"]) == 0
 
 
-def test_the_newcomers_plan_follows_popularity_within_seconds(
+def _newcomers_on_popular(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[Engine, list[float], list[str | None]]:
+    """An engine whose newcomers' plan is ordered by popularity (one like of m3 so far) and
+    has served a first list; its clock (``plans.time.monotonic``) and the plans it asked to
+    have made in the background."""
     from cinerec.engine import plans
     from cinerec.engine.ranking import SegmentedRanker, SourceRanker
 
@@ -459,6 +462,15 @@ def test_the_newcomers_plan_follows_popularity_within_seconds(
     stale: list[str | None] = []
     eng.on_stale = stale.append
     assert ids(eng.recommend("new1", 10, explore=False))[0] == "m3"
+    return eng, clock, stale
+
+
+def test_the_newcomers_plan_follows_popularity_within_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cinerec.engine import plans
+
+    eng, clock, stale = _newcomers_on_popular(monkeypatch)
     eng.apply_events([Event(f"v{u}", "m7", EventKind.LIKE) for u in range(5)])
     clock[0] += plans.SHARED_PLAN_TTL_S + 1  # a user's plan would still be fresh
     eng.recommend("new2", 10, explore=False)
@@ -471,16 +483,8 @@ def test_the_newcomers_plan_follows_the_first_likes_before_its_seconds_are_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from cinerec.engine import plans
-    from cinerec.engine.ranking import SegmentedRanker, SourceRanker
 
-    clock = [1000.0]
-    monkeypatch.setattr(plans.time, "monotonic", lambda: clock[0])
-    eng = make_engine(n=50, share=0.0)
-    eng.ranker = SegmentedRanker(SourceRanker("popular"), SourceRanker("popular"))
-    eng.apply_events([Event("fan", "m3", EventKind.LIKE)])
-    stale: list[str | None] = []
-    eng.on_stale = stale.append
-    assert ids(eng.recommend("new1", 10, explore=False))[0] == "m3"
+    eng, clock, stale = _newcomers_on_popular(monkeypatch)
     clock[0] += plans.SHARED_PLAN_MIN_AGE_S + 0.1  # well within SHARED_PLAN_TTL_S
     # a few more likes than the plan was made with: not yet worth a remake
     eng.apply_events([Event(f"v{u}", "m7", EventKind.LIKE) for u in range(plans.SHARED_PLAN_NEW)])
