@@ -221,3 +221,20 @@ def test_populations_table(tmp_path: Path) -> None:
     assert row[0] == "synthetic-holdout" and row[9] == "random"
     assert row[11].endswith("x") and float(row[11][:-1]) > 1
     assert row[12].startswith("oracle_popular ") and row[13].endswith("x")
+
+
+def test_oracles_table_puts_the_best_oracle_beside_the_best_reference(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("oracles", ROOT / "benchmarks/oracles.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    demo = ROOT / "src" / "cinerec" / "demo_data" / "ml-latest-small"
+    monkeypatch.setattr("sys.argv", ["oracles.py", str(demo), "--users", "40"])
+    mod.main()
+    head, _, row = capsys.readouterr().out.strip().splitlines()
+    cells = row.strip("| ").split(" | ")
+    assert head.split(" | ")[-3:] == ["best reference", "best oracle", "oracle / reference |"]
+    assert cells[0] == "ml-latest-small" and not cells[-3].startswith("oracle_")
+    assert cells[-2].startswith("oracle_") and float(cells[-1][:-1]) > 1
