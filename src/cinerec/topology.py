@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 
 from cinerec.domain import Event
+from cinerec.engine.plans import SHARED_PLAN_GROWTH, SHARED_PLAN_NEW
 from cinerec.service import EventsResult, RecService
 from cinerec.store import RefusedValueError
 
@@ -34,7 +35,8 @@ TAIL_WINDOW = 256
 MODEL_CHECK_S = 5.0
 #: movies in a user's plan in Redis: ten lists' worth (the API asks for more when it runs dry)
 PLAN_DEPTH = 100
-#: the shared plan of users with no history is remade this often (popularity moves on)
+#: the shared plan of users with no history is remade this often (popularity moves on), and
+#: sooner while the likes it was ordered by are few (the engine's SHARED_PLAN_GROWTH rule)
 SHARED_PLAN_S = 60.0
 #: plans remade per step of the ticker (the rest wait for the next steps)
 REPLAN_PER_STEP = 50
@@ -134,6 +136,8 @@ class Worker:
         self.versions = _Versions(svc)
         self.version = svc.engine.version
         self.shared_plan_at = 0.0
+        #: the catalogue's positive signals when the shared plan was last published
+        self.shared_plan_evidence = 0
         #: users whose plans the ticker makes (a model swap, a large message), in order
         self.todo: dict[str, None] = {}
         self._todo_lock = threading.Lock()
@@ -204,9 +208,12 @@ class Worker:
             self.version = svc.engine.version
             self._later(u.id for u in list(svc.engine.users.values()) if u.interactions)
             self.shared_plan_at = 0.0
-        if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or changed:
+        evidence = svc.engine.catalog.n_positive
+        grown = evidence >= self.shared_plan_evidence * SHARED_PLAN_GROWTH + SHARED_PLAN_NEW
+        if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or changed or grown:
             self.publish([None])
             self.shared_plan_at = time.monotonic()
+            self.shared_plan_evidence = evidence
         # Dry plans first (a replica is serving that user now), then the backlog.
         dry = shared.take_replans()
         with self._todo_lock:

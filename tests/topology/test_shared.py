@@ -124,3 +124,40 @@ def test_a_replica_serves_re_shows_once_the_user_has_seen_every_movie(
         assert set(again) <= set(first) and first[0] not in again  # never what was liked
     finally:
         svc.close()
+
+
+def test_the_worker_remakes_the_newcomers_plan_as_likes_grow(
+    shared: SharedState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cinerec.config import load_settings
+    from cinerec.domain import Event, EventKind, Movie
+    from cinerec.engine.plans import SHARED_PLAN_NEW
+    from cinerec.service import RecService
+    from cinerec.topology import Worker
+
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'w.db'}",
+        data_dir=tmp_path,
+        cache_url=REDIS_URL,
+        scheduler=False,
+    )
+    svc = RecService(settings, role="worker")
+    try:
+        svc.load(progress=False)
+        svc.add_movies([Movie(f"m{i}", genres=["Drama"]) for i in range(40)])
+        worker = Worker(svc)
+        shared_plans: list[int] = []
+        monkeypatch.setattr(
+            worker, "publish", lambda users: shared_plans.extend(1 for u in users if u is None)
+        )
+        worker.step()
+        assert sum(shared_plans) == 1  # the first step publishes it
+        likes = [Event(f"v{u}", "m7", EventKind.LIKE) for u in range(SHARED_PLAN_NEW - 1)]
+        svc.engine.apply_events(likes)
+        worker.step()
+        assert sum(shared_plans) == 1  # a few likes: the plan of a minute ago still serves
+        svc.engine.apply_events([Event("w", "m7", EventKind.LIKE)])
+        worker.step()
+        assert sum(shared_plans) == 2  # the likes outgrew the plan's: made again at once
+    finally:
+        svc.close()
