@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 
 from cinerec.domain import Event
-from cinerec.engine.plans import SHARED_PLAN_GROWTH, SHARED_PLAN_NEW
+from cinerec.engine.plans import evidence_grown
 from cinerec.service import EventsResult, RecService
 from cinerec.store import RefusedValueError
 
@@ -36,7 +36,7 @@ MODEL_CHECK_S = 5.0
 #: movies in a user's plan in Redis: ten lists' worth (the API asks for more when it runs dry)
 PLAN_DEPTH = 100
 #: the shared plan of users with no history is remade this often (popularity moves on), and
-#: sooner while the likes it was ordered by are few (the engine's SHARED_PLAN_GROWTH rule)
+#: sooner while the likes it was ordered by are few (``evidence_grown``, as ``serve``'s)
 SHARED_PLAN_S = 60.0
 #: plans remade per step of the ticker (the rest wait for the next steps)
 REPLAN_PER_STEP = 50
@@ -209,7 +209,7 @@ class Worker:
             self._later(u.id for u in list(svc.engine.users.values()) if u.interactions)
             self.shared_plan_at = 0.0
         evidence = svc.engine.catalog.n_positive
-        grown = evidence >= self.shared_plan_evidence * SHARED_PLAN_GROWTH + SHARED_PLAN_NEW
+        grown = evidence_grown(self.shared_plan_evidence, evidence)
         if time.monotonic() - self.shared_plan_at > SHARED_PLAN_S or changed or grown:
             self.publish([None])
             self.shared_plan_at = time.monotonic()

@@ -69,6 +69,14 @@ SHARED_PLAN_TTL_S = 5.0
 SHARED_PLAN_GROWTH = 1.25
 SHARED_PLAN_NEW = 10
 SHARED_PLAN_MIN_AGE_S = 0.2
+
+
+def evidence_grown(made_with: int, now: int) -> bool:
+    """Whether the catalogue's positive signals (``Catalog.n_positive``) outgrew the ones a
+    shared plan was made with (``SHARED_PLAN_GROWTH``, ``SHARED_PLAN_NEW``)."""
+    return now >= made_with * SHARED_PLAN_GROWTH + SHARED_PLAN_NEW
+
+
 #: users whose walk of the shared plan it remembers (``Plan.walks``): a bound on its memory
 #: if the plan outlives its few seconds (the engine lock held by a long job) under heavy
 #: traffic; a user it does not remember walks it from the top (correct, only slower)
@@ -173,7 +181,7 @@ class Plan:
         else:
             self.cursor = cursor
 
-    def outdated(self, version: int, evidence: int = 0) -> bool:
+    def outdated(self, version: int, evidence: int) -> bool:
         """Made before the serving models, ranker or catalogue last changed (``version``),
         or longer than ``PLAN_TTL_S`` (the shared plan: ``SHARED_PLAN_TTL_S``) ago; the
         shared plan also once the catalogue's positive signals (``evidence``) outgrew the
@@ -183,8 +191,9 @@ class Plan:
         age = time.monotonic() - self.made_at
         if not self.shared:
             return age > PLAN_TTL_S
-        grown = evidence >= self.evidence * SHARED_PLAN_GROWTH + SHARED_PLAN_NEW
-        return age > SHARED_PLAN_TTL_S or (grown and age > SHARED_PLAN_MIN_AGE_S)
+        return age > SHARED_PLAN_TTL_S or (
+            age > SHARED_PLAN_MIN_AGE_S and evidence_grown(self.evidence, evidence)
+        )
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took
