@@ -175,7 +175,10 @@ def _run_servers(host: str, apps: list[tuple[Any, int]]) -> None:
     async def run_all() -> None:
         await asyncio.gather(*(s.serve() for s in servers))
 
-    asyncio.run(run_all())
+    # The loop uvicorn itself would run (uvloop where installed, as `uvicorn app:app` does):
+    # the standard library's pure-Python loop costs several times as much per request.
+    with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
+        runner.run(run_all())
 
 
 def _role_settings(host: str, database_url: str | None) -> Settings:
