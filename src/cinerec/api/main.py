@@ -8,11 +8,12 @@ token and every admin endpoint an admin token.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cinerec import __version__
@@ -42,6 +43,18 @@ from cinerec.service import RecService
 from cinerec.training.jobs import TrainingJobs
 
 log = logging.getLogger(__name__)
+
+
+class App(FastAPI):
+    """FastAPI with an optional layer in front of its whole middleware stack (``front``,
+    given the stack): the hot route's fast path (:class:`RecsFastPath`) answers there,
+    before the error, telemetry and middleware layers that every other request passes."""
+
+    front: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.front is None else self.front(stack)
 
 
 def build_service(settings: Settings) -> RecService:
@@ -74,15 +87,17 @@ def _app(
             svc.close()
 
     settings = svc.settings
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    app = App(title=title, version=__version__, lifespan=lifespan)
     app.state.service = svc
     app.state.auth = Authenticator(settings)
     app.state.auth.revocations = svc.store.revoked_token_ids
     app.state.rate_limiters = _rate_limiters(settings)
     app.state.jobs = jobs
     app.state.metrics = role
-    if fast_recs:  # innermost: added first
-        app.add_middleware(RecsFastPath, service=svc, route=grader.recs_route(), max_id=MAX_ID)
+    if fast_recs:
+        app.front = lambda stack: RecsFastPath(
+            stack, service=svc, route=grader.recs_route(), max_id=MAX_ID, metrics=role.http
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     # The client behind a trusted reverse proxy (X-Forwarded-For), for per-address limits.
