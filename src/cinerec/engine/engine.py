@@ -1109,20 +1109,28 @@ class Engine:
                 taken.add(i)
             r += 1
         n_ranked = len(picks)
-        cursors = {name: start.proposals.get(name, 0) for name in plan.proposals}
-        for _ in range(n_bandit):
-            open_ = [name for name, c in cursors.items() if c < len(plan.proposals[name][0])]
-            while open_:
-                name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
-                prop, sc = plan.proposals[name]
-                c = resume(prop, cursors[name])
-                cursors[name] = c + 1
-                if c < len(prop):
-                    i = int(prop[c])
-                    taken.add(i)
-                    picks.append(Pick(i, name, float(sc[c])))
-                    break
-                open_.remove(name)
+        # Where the walks of the sources' proposals resume: only those the bandit drew from
+        # move (the next draw from one skips what was shown meanwhile: ``resume``).
+        proposals = start.proposals
+        if n_bandit:
+            cursors = {name: proposals.get(name, 0) for name in plan.proposals}
+            for _ in range(n_bandit):
+                open_ = [n for n, c in cursors.items() if c < len(plan.proposals[n][0])]
+                while open_:
+                    name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
+                    prop, sc = plan.proposals[name]
+                    c = resume(prop, cursors[name])
+                    cursors[name] = c + 1
+                    if c < len(prop):
+                        i = int(prop[c])
+                        taken.add(i)
+                        picks.append(Pick(i, name, float(sc[c])))
+                        break
+                    open_.remove(name)
+            proposals = {
+                name: resume(plan.proposals[name][0], c) if c != proposals.get(name, 0) else c
+                for name, c in cursors.items()
+            }
         # The first list after a like answers it (see _follow_up).
         follow = plan.follow
         if follow is not None and not start.followed and picks and usable(follow.idx):
@@ -1175,7 +1183,7 @@ class Engine:
             # From where this walk began: the follow-up may have handed a ranked pick back.
             resume(ranked, start.ranked),
             e,
-            {name: resume(plan.proposals[name][0], c) for name, c in cursors.items()},
+            proposals,
             followed=True,
             tail=tail,
             shared_explore=shared_explore,
