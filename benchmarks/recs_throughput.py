@@ -11,7 +11,9 @@ brand-new on every request, a third who liked 5 movies just before the run, a th
 raters (ids 1-610). Before measuring, a full training run makes the personal model serve
 (``serve`` would start one on its own seconds later, in the middle of a run); ``--models none``
 measures the non-personal recommenders with the scheduler off instead. Each target is measured
-``--repeats`` times (targets alternate); the table quotes medians. Results are merged into
+``--repeats`` times (targets alternate); the table quotes medians. ``--profile DIR`` records
+where the service spends its time during each measured run (py-spy, in the virtualenv's dev
+extras or on PATH). Results are merged into
 ``benchmarks/results/recs_throughput.json`` under the key "<client>, models=<models>".
 
 Clients: ``wrk -t1 -c32`` (the protocol of the anchor figure in shared/BENCHMARKS.md), or
@@ -183,6 +185,17 @@ def train(url: str) -> str | None:
     raise RuntimeError("training did not finish within 1800 s")
 
 
+def profile(pid: int, out: Path, seconds: float) -> subprocess.Popen:
+    """py-spy sampling ``pid`` for ``seconds`` without pausing it, GIL holders only."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "100",
+         "--gil", "--nonblocking", "--threads", "-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 # -- load generators -----------------------------------------------------------------------
 def run_wrk(url: str, tag: str, concurrency: int, duration: float, workdir: Path) -> Run:
     script = workdir / f"recs-{tag}.lua"
@@ -316,6 +329,12 @@ def main() -> None:
         "seconds); none: scheduler off, only the non-personal recommenders",
     )
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="a directory: py-spy (--gil --nonblocking) records the service during each of "
+        "its measured runs into <dir>/service-<run>.txt (raw, collapsed stacks)",
+    )
     args = ap.parse_args()
     client = args.client
     if client == "auto":
@@ -376,7 +395,14 @@ def main() -> None:
             for rep in range(args.repeats):
                 order = ["service", "constant"] if rep % 2 == 0 else ["constant", "service"]
                 for name in order:
+                    spy = None
+                    if args.profile and name == "service":
+                        spy = profile(
+                            svc_proc.pid, args.profile / f"service-{rep + 1}.txt", args.duration - 1
+                        )
                     run = measure(urls[name], f"{name}-{rep}", work)
+                    if spy is not None:
+                        spy.wait()
                     runs[name].append(run)
                     print(f"  {name:8s} run {rep + 1}: {run.rps:8,.0f} req/s, mean "
                           f"{run.mean_ms:6.2f} ms, p99 {run.p99_ms:6.2f} ms, "
