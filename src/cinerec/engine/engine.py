@@ -125,6 +125,15 @@ class Viewer:
         return len(self.shown)
 
 
+def _items(arr: np.ndarray) -> Sequence[Any]:
+    """``arr``'s elements as Python numbers, read one at a time without making a NumPy
+    scalar each (a memoryview, where the array's layout allows: the walks of the fast path
+    read plans this way)."""
+    if arr.dtype.isnative and arr.dtype.kind in "biuf" and arr.flags.c_contiguous:
+        return memoryview(arr)  # type: ignore[arg-type]
+    return arr.tolist()
+
+
 def _default_setting(user_id: str) -> RankingSetting:
     return DEFAULT_SETTING
 
@@ -484,12 +493,12 @@ class Engine:
         return [sources[int(j)] for j in np.argsort(-self._draws(sources), kind="stable")]
 
     def _draws(self, sources: Sequence[str]) -> np.ndarray:
-        return np.array(
-            [
-                self._rng.beta(1 + t.liked, 1 + max(t.shown - t.liked, 0))
-                for t in (self.tallies.get(s, _NO_TALLY) for s in sources)
-            ]
-        )
+        # One call for every source (the same stream as one scalar draw per source, in
+        # order, at a fraction of the cost: this runs for the bandit slot of every list).
+        tallies = [self.tallies.get(s, _NO_TALLY) for s in sources]
+        liked = np.array([t.liked for t in tallies], dtype=np.float64)
+        shown = np.array([t.shown for t in tallies], dtype=np.float64)
+        return self._rng.beta(1 + liked, 1 + np.maximum(shown - liked, 0))
 
     def _ranked(
         self, cands: Candidates, n_main: int, explore: bool
@@ -637,10 +646,12 @@ class Engine:
             s = self.ranker.score(cands.features, cands.names)
             order = np.argsort(-s, kind="stable")
             ranked = cands.idx[order].astype(np.int64)
-            best = [cands.best_source[int(r)] for r in order]
+            best = [cands.best_source[r] for r in order.tolist()]
             scores = s[order].astype(np.float64)
         else:
             ranked, best, scores = np.empty(0, np.int64), [], np.empty(0)
+        codes: dict[str, int] = {}
+        source_of = np.array([codes.setdefault(b, len(codes)) for b in best], dtype=np.uint8)
         proposals = {
             name: (prop, cands.scores[name][prop].astype(np.float64))
             for name, prop in cands.proposals.items()
@@ -663,7 +674,8 @@ class Engine:
             made_at=time.monotonic(),
             evidence=cat.n_positive,
             ranked=ranked,
-            sources=best,
+            source_of=source_of,
+            source_names=tuple(codes),
             scores=scores,
             proposals=proposals,
             drawn=drawn,
@@ -760,7 +772,8 @@ class Engine:
             made_at=time.monotonic(),
             evidence=cat.n_positive,
             ranked=ranked,
-            sources=[rec.name] * len(ranked),
+            source_of=np.zeros(len(ranked), dtype=np.uint8),
+            source_names=(rec.name,),
             scores=scores,
             proposals={},
             drawn=None,
@@ -910,8 +923,8 @@ class Engine:
             self._pending.setdefault(user_id, earlier).append(_Served(picks, rows, plan))
             plan.lists += 1
             plan.walked(user_id, cursor)
-        ext = cat.ids.external
-        return [Recommended(ext(p.idx), p.source, p.score) for p in picks]
+        ids = cat.ids.externals([p.idx for p in picks])
+        return [Recommended(m, p.source, p.score) for m, p in zip(ids, picks, strict=True)]
 
     def _fill_from_shared(
         self,
@@ -1088,24 +1101,28 @@ class Engine:
         else:
             n_bandit = 1 if explore and n_main > 1 and not plan.shared and plan.proposals else 0
         n_ok = len(servable)
+        ok = _items(servable)
         picks: list[Pick] = []
         taken: set[int] = set()
 
         def usable(i: int) -> bool:
-            return i < n_ok and servable[i] and i not in seen and i not in also
+            return i < n_ok and ok[i] and i not in seen and i not in also
 
         def resume(arr: np.ndarray, at: int) -> int:
             """``at`` moved past the movies this walk took or may not show."""
-            while at < len(arr) and ((i := int(arr[at])) in taken or not usable(i)):
+            items = _items(arr)
+            while at < len(items) and ((i := items[at]) in taken or not usable(i)):
                 at += 1
             return at
 
-        ranked = plan.ranked
+        ranked, scores = _items(plan.ranked), _items(plan.scores)
+        source_of, names = _items(plan.source_of), plan.source_names
         r = start.ranked
-        while r < len(ranked) and len(picks) < n_main - n_bandit:
-            i = int(ranked[r])
+        want = n_main - n_bandit
+        while r < len(ranked) and len(picks) < want:
+            i = ranked[r]
             if usable(i):
-                picks.append(Pick(i, plan.sources[r], float(plan.scores[r])))
+                picks.append(Pick(i, names[source_of[r]], scores[r]))
                 taken.add(i)
             r += 1
         n_ranked = len(picks)
@@ -1147,8 +1164,9 @@ class Engine:
             """Exploration picks from ``pool``, walked from ``at`` and read from ``first``
             on, round the pool; returns where the walk stopped."""
             n = len(pool)
+            items = _items(pool)
             while at < n and len(picks) < stop:
-                i = int(pool[(first + at) % n])
+                i = items[(first + at) % n]
                 at += 1
                 if i not in taken and usable(i):
                     taken.add(i)
@@ -1181,7 +1199,7 @@ class Engine:
                 walk_shared(fallback)
         cursor = Cursor(
             # From where this walk began: the follow-up may have handed a ranked pick back.
-            resume(ranked, start.ranked),
+            resume(plan.ranked, start.ranked),
             e,
             proposals,
             followed=True,

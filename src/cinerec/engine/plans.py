@@ -130,9 +130,13 @@ class Plan:
     made_at: float
     #: the catalogue's positive signals when the plan was made (``Catalog.n_positive``)
     evidence: int
-    #: the ranker's order: movie ids, the source that ranks each best, its ranker score
+    #: the ranker's order: movie ids, the source that ranks each best (an index into
+    #: ``source_names``: a plan is kept per user, and a list of a thousand names per plan
+    #: made every full pass of the garbage collector walk millions of references), and its
+    #: ranker score
     ranked: np.ndarray
-    sources: list[str]
+    source_of: np.ndarray
+    source_names: tuple[str, ...]
     scores: np.ndarray
     #: per asked source: its best movie ids, best first, and their scores
     proposals: dict[str, tuple[np.ndarray, np.ndarray]]
