@@ -133,20 +133,14 @@ def serve(
 
 def _settle_heap(svc: RecService) -> None:
     """Keep the garbage collector's full passes short in a long-running process: what is
-    alive once the state is loaded, and again after each training run, is moved out of its
-    sight (``gc.freeze``), so that a full pass walks only what was made since. Without it, a
-    full pass over the loaded state (millions of objects) held the GIL for 150-200 ms, every
-    second or two under load: the tail of /recs latency (benchmarks/recs_throughput.py).
-    After a run the frozen objects are collected first, so the state it replaced is freed."""
-    import gc
+    alive is moved out of its sight every few seconds, and everything is collected after
+    each training run (the state it replaced is freed) and every ten minutes
+    (:mod:`cinerec.heap`)."""
+    from cinerec.heap import HeapSettler
 
-    def settle(*_: object) -> None:
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-
-    settle()
-    svc.trainer.listeners.append(settle)
+    settler = HeapSettler().start()
+    svc.trainer.listeners.append(settler.full)
+    svc.on_close(settler.close)
 
 
 def _run_servers(host: str, apps: list[tuple[Any, int]]) -> None:
