@@ -258,3 +258,28 @@ def test_an_id_in_the_path_over_128_characters_is_a_422(client: TestClient, path
     assert "at most 128 characters" in r.json()["detail"]
     assert client.get(path.format("u" * 128)).status_code in (200, 404)
     assert client.get("/api/v1/health").json()["users"] <= 1  # the long one was never created
+
+
+def test_recs_answered_by_the_fast_path_keep_the_stacks_request_id_and_metrics(
+    client: TestClient, svc: RecService, add_items: AddItems, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_items(40)
+    answered: list[bool] = []
+    try_recommend = svc.try_recommend
+
+    def spy(*args: object, **kwargs: object) -> object:
+        result = try_recommend(*args, **kwargs)  # type: ignore[arg-type]
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(svc, "try_recommend", spy)
+    client.get("/recs/u1")  # the first list makes what the fast path serves from
+    r = client.get("/recs/u1", headers={"X-Request-Id": "req-7"})
+    assert answered[-1], "the fast path did not answer"
+    assert r.status_code == 200 and len(r.json()["item_ids"]) == 10
+    assert r.headers["x-request-id"] == "req-7"
+    r = client.get("/recs/u1")
+    assert answered[-1] and len(r.headers["x-request-id"]) == 32  # one is made
+    metrics = client.get("/metrics").text
+    line = 'http_requests_total{method="GET",route="/recs/{user_id}",status="200"} 3.0'
+    assert line in metrics
