@@ -5,7 +5,7 @@ the GIL: the event loop answers nothing meanwhile. A server's heap is mostly lon
 state (the users, their plans, the catalogue, anonymous viewers) that holds no garbage,
 yet full passes over it came every second or two under load and took 40-200 ms each: the
 tail of ``/recs`` latency grew run after run (benchmarks/recs_throughput.py: p99 15 -> 40-77
-ms over three 10 s runs; with the settler, 13-15 ms in every run).
+ms over three 10 s runs; with the settler, 13-27 ms).
 
 :class:`HeapSettler` moves what is alive out of the collector's sight (``gc.freeze``) every
 ``SETTLE_S``, after collecting what is garbage then; a full pass then walks only what was
@@ -17,11 +17,8 @@ everything first: after each training run and every ``FULL_SETTLE_S``.
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 import time
-
-log = logging.getLogger(__name__)
 
 #: how often what is alive is frozen (each time, a pass over what was made since: a few ms)
 SETTLE_S = 2.0

@@ -46,7 +46,8 @@ class Checkpointer:
 
     SQLite otherwise checkpoints inside the commit that takes the log past 1,000 pages: a
     commit of the recommendation log, which every answer of ``/recs`` waits for, then took
-    10-75 ms instead of half a millisecond (benchmarks/recs_throughput.py, p99)."""
+    20-75 ms instead of half a millisecond (timed in process: 17 such commits in 120,000
+    lists, 2 with the checkpointer)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
