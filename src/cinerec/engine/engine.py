@@ -18,6 +18,7 @@ import numpy as np
 
 from cinerec.config import EventWeights
 from cinerec.domain import Event, EventKind, Movie
+from cinerec.engine.bandit import SourceBandit
 from cinerec.engine.explain import (
     MAX_BECAUSE,
     Reason,
@@ -102,7 +103,6 @@ def _put_follow_up(picks: list[Pick], follow: Pick, n_ranked: int, taken: set[in
 
 #: likers of a movie whose other likes make its "similar movies"
 SIMILAR_LIKERS = 500
-_NO_TALLY = SourceTally()
 
 
 class Viewer:
@@ -271,6 +271,7 @@ class Engine:
             self.n_events = 0
             #: per source label: what it showed and how much of that was liked
             self.tallies: dict[str, SourceTally] = defaultdict(SourceTally)
+            self.bandit = SourceBandit(self.tallies, self._rng)
 
     def register(self, rec: Recommender) -> None:
         """Add or replace a recommender (personal models register themselves here)."""
@@ -485,20 +486,12 @@ class Engine:
     def draw_source(self, sources: Sequence[str]) -> str:
         """Thompson sampling over sources: each draws from Beta(1 + liked, 1 + not liked) of
         what it showed; the highest draw wins. Evidence moves slots to the source users like,
-        and no source is ever quite written off."""
-        return sources[int(np.argmax(self._draws(sources)))]
+        and no source is ever quite written off (:class:`~cinerec.engine.bandit.SourceBandit`)."""
+        return self.bandit.best(sources)
 
     def source_order(self, sources: Sequence[str]) -> list[str]:
         """``sources`` by one Thompson draw each (see :meth:`draw_source`), best first."""
-        return [sources[int(j)] for j in np.argsort(-self._draws(sources), kind="stable")]
-
-    def _draws(self, sources: Sequence[str]) -> np.ndarray:
-        # One call for every source (the same stream as one scalar draw per source, in
-        # order, at a fraction of the cost: this runs for the bandit slot of every list).
-        tallies = [self.tallies.get(s, _NO_TALLY) for s in sources]
-        liked = np.array([t.liked for t in tallies], dtype=np.float64)
-        shown = np.array([t.shown for t in tallies], dtype=np.float64)
-        return self._rng.beta(1 + liked, 1 + np.maximum(shown - liked, 0))
+        return self.bandit.order(sources)
 
     def _ranked(
         self, cands: Candidates, n_main: int, explore: bool
