@@ -64,7 +64,7 @@ from cinerec.engine.state import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as Pick: made ten times per list
 class Recommended:
     movie_id: str
     source: str
