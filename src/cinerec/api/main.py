@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cinerec import __version__
@@ -46,15 +46,26 @@ log = logging.getLogger(__name__)
 
 
 class App(FastAPI):
-    """FastAPI with an optional layer in front of its whole middleware stack (``front``,
-    given the stack): the hot route's fast path (:class:`RecsFastPath`) answers there,
-    before the error, telemetry and middleware layers that every other request passes."""
+    """FastAPI with an optional layer in front of everything it does per request
+    (``front``, given the rest of the app): the hot route's fast path (:class:`RecsFastPath`)
+    answers there, before FastAPI's per-request telemetry check (OpenTelemetry provider
+    look-ups), the error layers and the middleware that every other request passes. Its
+    answers are therefore not traced when OpenTelemetry is configured; its metrics and
+    request ids it makes itself."""
 
     front: Callable[[ASGIApp], ASGIApp] | None = None
+    _entry: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack if self.front is None else self.front(stack)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = (
+                self._everything if self.front is None else self.front(self._everything)
+            )
+        await entry(scope, receive, send)
+
+    async def _everything(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 def build_service(settings: Settings) -> RecService:
