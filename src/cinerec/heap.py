@@ -20,6 +20,8 @@ import gc
 import threading
 import time
 
+from cinerec.threads import name_os_thread
+
 #: how often what is alive is frozen (each time, a pass over what was made since: a few ms)
 SETTLE_S = 2.0
 #: how often everything is collected, frozen objects included (a pass over the whole heap)
@@ -58,6 +60,7 @@ class HeapSettler:
             self._last_full = time.monotonic()
 
     def _run(self) -> None:
+        name_os_thread()
         while not self._stop.wait(self.every_s):
             if time.monotonic() - self._last_full >= self.full_every_s:
                 self.full()

@@ -51,6 +51,7 @@ from cinerec.experiments import (
 )
 from cinerec.shared import SharedState
 from cinerec.store import Store, open_store
+from cinerec.threads import name_os_thread
 from cinerec.training import Trainer
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class RecLogWriter:
         return fut
 
     def _run(self) -> None:
+        name_os_thread()
         grouped = False
         while True:
             first = self.q.get()
@@ -296,6 +298,7 @@ class PlanRefresher:
             self._cv.notify()
 
     def _run(self) -> None:
+        name_os_thread()
         while True:
             with self._cv:
                 if not self._pending and not self._stop:

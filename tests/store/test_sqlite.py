@@ -8,7 +8,12 @@ from pathlib import Path
 
 from cinerec.domain import RecLogEntry
 from cinerec.store import open_store
-from cinerec.store.sqlite import WAL_AUTOCHECKPOINT_PAGES, SqliteStore
+from cinerec.store.sqlite import (
+    CHECKPOINT_INTERVAL_S,
+    WAL_AUTOCHECKPOINT_PAGES,
+    Checkpointer,
+    SqliteStore,
+)
 
 
 def test_the_checkpointer_copies_the_log_into_the_database_off_the_commits(
@@ -41,3 +46,31 @@ def test_the_checkpointer_copies_the_log_into_the_database_off_the_commits(
     assert not store._checkpointer.thread.is_alive()  # type: ignore[union-attr]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM rec_log").fetchone() == (8000,)
+
+
+def test_the_checkpointer_works_on_a_file_that_turned_to_wal_after_it_started(
+    tmp_path: Path,
+) -> None:
+    # The store's first connection switches the file to WAL; the checkpointer's first tick
+    # can come before it (a slow start-up), and must not then stay blind to the log.
+    path = tmp_path / "late.db"
+    first = sqlite3.connect(path)
+    first.execute("CREATE TABLE t (x BLOB)")
+    first.commit()
+    first.close()
+    checkpointer = Checkpointer(str(path))
+    try:
+        time.sleep(CHECKPOINT_INTERVAL_S * 3)
+        writer = sqlite3.connect(path)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer copies pages
+        before = path.stat().st_size
+        writer.executemany("INSERT INTO t VALUES (?)", [(b"x" * 1000,) for _ in range(2000)])
+        writer.commit()
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= before + 1_000_000
+        writer.close()
+    finally:
+        checkpointer.close()

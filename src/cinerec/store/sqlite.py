@@ -19,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 from cinerec.domain import Movie, RecLogEntry
 from cinerec.store.base import EventRow, search_terms
 from cinerec.store.sql import EVENT_COLUMNS, SqlStore, _chunks
+from cinerec.threads import name_os_thread
 
 #: page cache of a bulk load (KiB), and SQLite's default (pages) it returns to afterwards
 BULK_CACHE_KIB = 256 * 1024
@@ -56,12 +57,18 @@ class Checkpointer:
         self.thread.start()
 
     def _run(self) -> None:
+        name_os_thread()
         conn = None
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                        # A connection that first met the file before the store switched it
+                        # to WAL (the first tick can come before the store's first
+                        # connection) would answer every checkpoint with (0, -1, -1), "not
+                        # in WAL mode", for good: switch (or find it switched) here.
+                        conn.execute("PRAGMA journal_mode=WAL").fetchall()
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # a busy or vanished file: the next round retries
                     log.debug("checkpoint of %s skipped: %s", self.path, exc)

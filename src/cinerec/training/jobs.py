@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from cinerec.threads import name_os_thread
 from cinerec.training.schedule import _lowest_cpu_priority
 from cinerec.training.trainer import Trainer, TrainReport
 
@@ -78,6 +79,7 @@ class TrainingJobs:
             del self._jobs[job_id]
 
     def _run(self) -> None:
+        name_os_thread()
         _lowest_cpu_priority()
         while True:
             with self._cv:

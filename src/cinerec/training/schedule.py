@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from cinerec.threads import name_os_thread
 from cinerec.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Scheduler:
         self._stop.set()
 
     def _run(self) -> None:
+        name_os_thread()
         _lowest_cpu_priority()
         while not self._stop.wait(self.tick_s):
             if self.housekeeping and time.monotonic() - self._housekept >= HOUSEKEEPING_S:
