@@ -11,7 +11,10 @@ brand-new on every request, a third who liked 5 movies just before the run, a th
 raters (ids 1-610). Before measuring, a full training run makes the personal model serve
 (``serve`` would start one on its own seconds later, in the middle of a run); ``--models none``
 measures the non-personal recommenders with the scheduler off instead. Each target is measured
-``--repeats`` times (targets alternate); the table quotes medians. ``--profile DIR`` records
+``--repeats`` times (targets alternate); the table quotes medians. Beside throughput and
+latency it reports each server's CPU time per answered request (all its threads, from
+``/proc``; per thread in the run lines and the JSON): steadier than requests per second on a
+shared 2-core machine, and it says where the service's time goes. ``--profile DIR`` records
 where the service spends its time during each measured run (py-spy, in the virtualenv's dev
 extras or on PATH). Results are merged into
 ``benchmarks/results/recs_throughput.json`` under the key "<client>, models=<models>".
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -87,6 +90,10 @@ class Run:
     mean_ms: float
     p50_ms: float
     p99_ms: float
+    #: the server process's CPU time per request answered (µs; Linux /proc, else 0), and
+    #: the same per thread name (the event loop is "main")
+    cpu_us: float = 0.0
+    threads_us: dict[str, float] = field(default_factory=dict)
 
 
 def user_paths(tag: str) -> Iterator[str]:
@@ -104,6 +111,33 @@ def user_paths(tag: str) -> Iterator[str]:
 
 
 # -- servers -------------------------------------------------------------------------------
+def cpu_ticks(pid: int) -> dict[str, int]:
+    """CPU time (user + system, clock ticks) of each thread of ``pid`` by thread name, the
+    main thread as "main" (Linux ``/proc``; empty elsewhere)."""
+    ticks: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "main" if task.name == str(pid) else stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def with_cpu(run: Run, before: dict[str, int], after: dict[str, int]) -> Run:
+    """``run`` with the server's CPU time per answered request (``cpu_ticks`` around it)."""
+    answered = max(run.requests - run.errors, 1)
+    us = 1e6 / os.sysconf("SC_CLK_TCK") / answered
+    threads = {
+        name: round((t - before.get(name, 0)) * us, 1)
+        for name, t in sorted(after.items())
+        if t > before.get(name, 0)
+    }
+    return replace(run, cpu_us=round(sum(threads.values()), 1), threads_us=threads)
+
+
 def wait_for_plans(url: str, timeout: float = 600.0) -> float:
     """Wait until the service has made every plan it queued in the background; returns the
     seconds it took. After a model swap a user's plan is remade when the user next asks
@@ -289,26 +323,27 @@ def run_asyncio(url: str, tag: str, concurrency: int, total: int, bound: float) 
 
 # -- report --------------------------------------------------------------------------------
 def median_run(runs: list[Run]) -> dict[str, float]:
-    fields = ("rps", "mean_ms", "p50_ms", "p99_ms")
-    return {f: round(statistics.median(getattr(r, f) for r in runs), 2) for f in fields}
+    names = ("rps", "mean_ms", "p50_ms", "p99_ms", "cpu_us")
+    return {f: round(statistics.median(getattr(r, f) for r in runs), 2) for f in names}
 
 
 def table(medians: dict[str, dict[str, float]], errors: dict[str, int]) -> str:
     svc, const = medians["service"], medians["constant"]
     rows = [
-        "| target | req/s | mean ms | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| target | req/s | mean ms | p50 ms | p99 ms | CPU µs/request | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, label in (("service", "cinerec `/recs`"), ("constant", "constant FastAPI")):
         m = medians[name]
         rows.append(
             f"| {label} | {m['rps']:,.0f} | {m['mean_ms']:.2f} | {m['p50_ms']:.2f} "
-            f"| {m['p99_ms']:.2f} | {errors[name]} |"
+            f"| {m['p99_ms']:.2f} | {m['cpu_us']:.0f} | {errors[name]} |"
         )
+    cpu = f"{svc['cpu_us'] / const['cpu_us']:.2f}" if const["cpu_us"] else ""
     rows.append(
         f"| ratio service/constant | {svc['rps'] / const['rps']:.2f} "
         f"| {svc['mean_ms'] / const['mean_ms']:.2f} | {svc['p50_ms'] / const['p50_ms']:.2f} "
-        f"| {svc['p99_ms'] / const['p99_ms']:.2f} | |"
+        f"| {svc['p99_ms'] / const['p99_ms']:.2f} | {cpu} | |"
     )
     return "\n".join(rows)
 
@@ -400,13 +435,19 @@ def main() -> None:
                         spy = profile(
                             svc_proc.pid, args.profile / f"service-{rep + 1}.txt", args.duration - 1
                         )
-                    run = measure(urls[name], f"{name}-{rep}", work)
+                    pid = (svc_proc if name == "service" else const_proc).pid
+                    before = cpu_ticks(pid)
+                    run = with_cpu(
+                        measure(urls[name], f"{name}-{rep}", work), before, cpu_ticks(pid)
+                    )
                     if spy is not None:
                         spy.wait()
                     runs[name].append(run)
+                    threads = ", ".join(f"{t} {us:.0f}" for t, us in run.threads_us.items())
                     print(f"  {name:8s} run {rep + 1}: {run.rps:8,.0f} req/s, mean "
                           f"{run.mean_ms:6.2f} ms, p99 {run.p99_ms:6.2f} ms, "
-                          f"{run.errors} errors", flush=True)  # fmt: skip
+                          f"{run.errors} errors; CPU µs/request {run.cpu_us:.0f} "
+                          f"({threads})", flush=True)  # fmt: skip
         finally:
             stop(svc_proc)
             stop(const_proc)
@@ -443,6 +484,9 @@ def main() -> None:
         "median": medians,
         "ratio_service_to_constant": {
             "rps": round(medians["service"]["rps"] / medians["constant"]["rps"], 3),
+            "cpu_per_request": round(
+                medians["service"]["cpu_us"] / max(medians["constant"]["cpu_us"], 1e-9), 3
+            ),
             "mean_latency": round(
                 medians["service"]["mean_ms"] / medians["constant"]["mean_ms"], 3
             ),
