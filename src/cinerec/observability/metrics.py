@@ -319,7 +319,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "cinerec_rec_log_pending",
             "Recommendation log entries waiting for the background writer",
-            value=svc.rec_log.q.qsize(),
+            value=svc.rec_log.backlog,
         )
         yield GaugeMetricFamily(
             "cinerec_events_since_training",
