@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import pytest
 
 import cinerec.service as service
-from cinerec.service import RecResult, UnavailableError, _settle, logged
+from cinerec.domain import RecLogEntry
+from cinerec.service import RecLogWriter, RecResult, UnavailableError, _settle, logged
 
 
 def test_an_answer_gives_up_on_a_commit_that_never_comes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +26,41 @@ def test_an_answer_gives_up_on_a_commit_that_never_comes(monkeypatch: pytest.Mon
         await logged(RecResult("u", "s", [], "popular", logged=committed))
 
     asyncio.run(main())
+
+
+class CountingStore:
+    """Records the size of each commit of the recommendation log."""
+
+    def __init__(self) -> None:
+        self.commits: list[list[str]] = []
+
+    def log_recommendations(self, entries: Iterable[RecLogEntry]) -> None:
+        self.commits.append([e.session_id for e in entries])
+
+
+def test_the_lists_of_one_loop_pass_share_one_commit_and_flush_waits_for_all() -> None:
+    store = CountingStore()
+    writer = RecLogWriter(store)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        # Twenty answers made in one pass of the loop (as a busy fast path makes them).
+        futs = [writer.put(RecLogEntry(f"s{i}", "u", ["m1"], ["popular"], "popular"), loop)
+                for i in range(20)]  # fmt: skip
+        assert writer.backlog == 20
+        await asyncio.gather(*futs)
+        # A list from a worker thread (no loop) is written on its own.
+        await asyncio.to_thread(
+            lambda: writer.put(RecLogEntry("t", "u", ["m2"], ["popular"], "popular")).result(5)
+        )
+        # A list still waiting for its pass to end is stored by flush() (called here on the
+        # loop itself, so the pass cannot end first).
+        writer.put(RecLogEntry("late", "u", ["m3"], ["popular"], "popular"), loop)
+        writer.flush()
+        assert writer.backlog == 0
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()
+    assert store.commits == [[f"s{i}" for i in range(20)], ["t"], ["late"]]
