@@ -175,8 +175,8 @@ def _settle(futs: list[asyncio.Future[None]], exc: BaseException | None) -> None
 
 
 #: group commit of the recommendation log under concurrent traffic: when the last commit held
-#: several lists and fewer than GROUP_COMMIT_MIN wait, wait this long for more
-#: (benchmarks/recs_throughput.py)
+#: several lists and fewer than GROUP_COMMIT_MIN hand-overs wait (each a list, or the lists
+#: of one event-loop pass), wait this long for more (benchmarks/recs_throughput.py)
 GROUP_COMMIT_WAIT_S = 0.002
 GROUP_COMMIT_MIN = 8
 
