@@ -9,14 +9,13 @@ name. A thread the service owns calls :func:`name_os_thread` first thing, so its
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 
 _PR_SET_NAME = 15
-_libc = (
-    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
-)
+# The process's own symbols, libc's among them (``ctypes.util.find_library`` would run
+# ``ldconfig`` in a subprocess at import: ~30 ms of every start-up).
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 def name_os_thread() -> None:

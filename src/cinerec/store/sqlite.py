@@ -41,6 +41,17 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 log = logging.getLogger(__name__)
 
 
+def _configure(conn: Any, synchronous: str, memory: bool) -> None:
+    """The settings of every connection to the database (a DB-API connection)."""
+    cur = conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA synchronous={synchronous}")
+    cur.execute("PRAGMA busy_timeout=30000")
+    if not memory:  # the checkpointer does it (see Checkpointer)
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    cur.close()
+
+
 def _log_values(entries: Sequence[RecLogEntry]) -> tuple[Any, ...]:
     """The parameters of one multi-row INSERT into rec_log (``_LOG_ROW`` per entry)."""
     values: list[Any] = []
@@ -115,21 +126,11 @@ class SqliteStore(SqlStore):
             poolclass=StaticPool if memory else None,
         )
 
-        def pragmas(synchronous: str) -> Any:
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA synchronous={synchronous}")
-                cur.execute("PRAGMA busy_timeout=30000")
-                if not memory:  # the checkpointer does it (see Checkpointer)
-                    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-                cur.close()
-
-            return _pragmas
-
         # FULL: a commit is on disk before we answer 200 (WAL + NORMAL may lose the last
         # transactions on power loss).
-        event.listen(engine, "connect", pragmas("FULL"))
+        event.listen(
+            engine, "connect", lambda conn, _record: _configure(conn, "FULL", memory=memory)
+        )
         super().__init__(url, engine)
         self._path = None if memory else path
         self._log_conn: sqlite3.Connection | None = None
@@ -172,13 +173,7 @@ class SqliteStore(SqlStore):
             conn = sqlite3.connect(
                 self._path, timeout=30, check_same_thread=False, isolation_level=None
             )
-            for pragma in (
-                "journal_mode=WAL",
-                "synchronous=NORMAL",
-                "busy_timeout=30000",
-                f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
-            ):
-                conn.execute(f"PRAGMA {pragma}").fetchall()
+            _configure(conn, "NORMAL", memory=False)
             self._log_conn = conn
         return self._log_conn
 
