@@ -258,7 +258,11 @@ class Load:
                         # does not re-show.
                         time.sleep(float(r.headers.get("retry-after", "1")))
                 except httpx.TransportError:
-                    time.sleep(0.1)  # a role is down (killed): try again
+                    # A role is down (killed): try again after a while, as after a 503. A
+                    # user who asked for list after list while the collector restarts (seconds
+                    # on a busy machine) would see the whole catalogue, and then re-shows:
+                    # what the service does, by design, for a user with nothing left to see.
+                    time.sleep(1.0)
 
     def run(self, rounds: int | None = None) -> list[threading.Thread]:
         threads = [
@@ -280,9 +284,15 @@ class Load:
         """No movie received twice by one user; every acknowledged like stored (the worker
         may still be draining the queue: wait for it, up to ``timeout``)."""
         assert self.short == 0, f"{self.short} lists had fewer than {K} movies"
+        most = max(len(m) for m in self.received.values())
+        assert most < CATALOGUE, f"a user received {most} movies of {CATALOGUE}: re-shows are due"
         for user, movies in self.received.items():
             again = {m for m in movies if movies.count(m) > 1}
-            assert not again, f"{user} was shown {sorted(again)} more than once"
+            assert not again, (
+                f"{user} was shown {sorted(again)} more than once "
+                f"({len(movies)} movies received, {len(set(movies))} distinct, "
+                f"catalogue {CATALOGUE})"
+            )
         store = open_store(POSTGRES_URL)
         try:
             deadline = time.monotonic() + timeout
