@@ -10,9 +10,9 @@ import threading
 import time
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,24 +105,32 @@ def _put_follow_up(picks: list[Pick], follow: Pick, n_ranked: int, taken: set[in
 SIMILAR_LIKERS = 500
 
 
-class Viewer:
+class Viewer(array):
     """What a user who has only ever been shown lists (no event yet) needs remembered: the
-    movies shown and which source showed each, as compact arrays (~40 bytes a list instead of
-    a full :class:`UserState`'s ~3.5 KB). Anonymous traffic (``GET /recs/{any id}``) makes
-    these; the user's first event turns it into a :class:`UserState`."""
+    movies shown and which source showed each, packed one 64-bit entry per movie (the movie
+    in the high bits, the index of its source in ``Engine._source_names`` in the low 8): about
+    200 bytes for a list where a full :class:`UserState` takes ~3.5 KB. Anonymous traffic
+    (``GET /recs/{any id}``) makes these, so every byte counts; the user's first event turns
+    it into a :class:`UserState`."""
 
-    __slots__ = ("shown", "sources")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.shown = array("i")
-        #: per shown movie, the index of its source in ``Engine._source_names``
-        self.sources = array("B")
+    def __new__(cls) -> Viewer:
+        return cast(Viewer, super().__new__(cls, "q"))
+
+    def show(self, idx: int, source_code: int) -> None:
+        self.append(idx << 8 | source_code)
+
+    @property
+    def shown(self) -> list[int]:
+        return [v >> 8 for v in self]
+
+    def shown_by(self) -> Iterator[tuple[int, int]]:
+        """(movie, source code) pairs, in the order shown."""
+        return ((v >> 8, v & 0xFF) for v in self)
 
     def __contains__(self, idx: object) -> bool:
-        return idx in self.shown
-
-    def __len__(self) -> int:
-        return len(self.shown)
+        return isinstance(idx, int) and any(v >> 8 == idx for v in self)
 
 
 def _items(arr: np.ndarray) -> Sequence[Any]:
@@ -295,7 +303,7 @@ class Engine:
             viewer = self.viewers.pop(idx, None)
             if viewer is not None:  # counted when shown: only the user's own record now
                 names = self._source_names
-                for i, code in zip(viewer.shown, viewer.sources, strict=True):
+                for i, code in viewer.shown_by():
                     u.shown[i] = names[code]
                     u.see(i)
         return u
@@ -349,9 +357,9 @@ class Engine:
         code = self._source_codes.get(source)
         if code is None:
             code = self._source_codes[source] = len(self._source_names)
+            assert code <= 0xFF, "a viewer's entries hold 256 source codes"
             self._source_names.append(source)
-        viewer.shown.append(i)
-        viewer.sources.append(code)
+        viewer.show(i, code)
         self.catalog.shown_cnt[i] += 1
         self.catalog.tick += 1
         if source:
@@ -616,9 +624,15 @@ class Engine:
     def _uses_shared_plan(self, u: UserState | None) -> bool:
         return u is None or (not u.interactions and not u.favorite_genres)
 
-    def make_plan(self, u: UserState | None, setting: RankingSetting = DEFAULT_SETTING) -> Plan:
+    def make_plan(
+        self,
+        u: UserState | None,
+        setting: RankingSetting = DEFAULT_SETTING,
+        depth: int = PLAN_DEPTH,
+    ) -> Plan:
         """Ask the sources and the ranker for a user's candidates (``None``: the shared plan
-        of users with no history), for one ranking setting. Call under the lock."""
+        of users with no history), for one ranking setting, each source ``depth`` deep.
+        Call under the lock."""
         if setting.source is not None and setting.source in self.recommenders:
             return self._forced_plan(u, setting)
         # A forced source that is gone (a model dropped by a wipe) serves the default list.
@@ -632,7 +646,7 @@ class Engine:
         needed, drawn = self._needed(u, sources, not evidence)
         if needed is not None and u is not None and u.answer >= 0:  # for the follow-up
             needed = needed | {n for n in sources if _reads_likes(n) and n in self._builtin}
-        cands = gather(u, cat, sources, ok, only=None if evidence else needed, deep=PLAN_DEPTH)
+        cands = gather(u, cat, sources, ok, only=None if evidence else needed, deep=depth)
         has_ranker = self.ranker is not None
         if has_ranker and len(cands):
             assert self.ranker is not None
@@ -679,6 +693,7 @@ class Engine:
             names=cands.names if keep else [],
             shared=shared,
             setting=setting,
+            depth=depth,
             follow=follow,
             tail=tail,
         )
@@ -846,7 +861,10 @@ class Engine:
                     or p.setting != setting
                     or p.refreshing
                 ):
-                    u.plan = self.make_plan(u, setting)
+                    # A plan read down (not remade for a new event) is followed by a deeper one.
+                    read_down = p is not None and p.n_events == u.n_events and p.setting == setting
+                    depth = p.next_depth() if p is not None and read_down else PLAN_DEPTH
+                    u.plan = self.make_plan(u, setting, depth)
                     made += 1
         return made
 
@@ -1042,7 +1060,8 @@ class Engine:
                     return picks
             # The plan ran dry (or is from before what the user has since seen): make it
             # again, outside the fast path's lock.
-            plan = self.make_plan(None if plan.shared else u, setting)
+            depth = PLAN_DEPTH if plan.shared else plan.next_depth()
+            plan = self.make_plan(None if plan.shared else u, setting, depth)
             if plan.shared:
                 self._shared_plans[setting] = plan
             else:

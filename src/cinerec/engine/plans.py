@@ -37,6 +37,10 @@ from cinerec.engine.policy import Pick
 #: worth, so a user who asks again and again without acting is served from the same plan
 #: (the first lists' order does not depend on it, see ``ranking.gather``)
 PLAN_DEPTH = 150
+#: a user who reads a plan down without acting (list after list) gets the next one twice as
+#: deep, up to this: the plan is remade half as often, for a little more work each time
+#: (the sources score the whole catalogue whatever the depth)
+PLAN_DEPTH_MAX = 1200
 #: a plan that serves one source's own order (an experiment's variant) holds this many
 FORCED_DEPTH = 800
 #: exploration picks movies outside the ranker's first this many (its first lists): those
@@ -160,6 +164,8 @@ class Plan:
     cursor: Cursor = START
     #: what the plan was made for
     setting: RankingSetting = DEFAULT_SETTING
+    #: how deep it asked each source (``gather``'s ``deep``)
+    depth: int = PLAN_DEPTH
     #: a user's plan: a movie the user's newest like explains ("because you liked X"), put
     #: in its first list in place of the last ranked pick (the next list answers the like);
     #: None when the ranker's first picks answer it already, or no source names the like
@@ -198,6 +204,14 @@ class Plan:
         return age > SHARED_PLAN_TTL_S or (
             age > SHARED_PLAN_MIN_AGE_S and evidence_grown(self.evidence, evidence)
         )
+
+    def next_depth(self) -> int:
+        """The depth of this user's next plan: twice this one's once the user has walked
+        more than half of its ranked order (they read lists faster than they act), else
+        ``PLAN_DEPTH``."""
+        if self.has_ranker and self.cursor.ranked * 2 > len(self.ranked):
+            return min(self.depth * 2, PLAN_DEPTH_MAX)
+        return PLAN_DEPTH
 
     def running_low(self, k: int) -> bool:
         """Whether a user's plan has few lists left (an estimate: as if each list took

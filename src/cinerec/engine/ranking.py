@@ -128,7 +128,8 @@ def gather(
     cols.append((pos + 1.0) / (np.maximum(shown, pos) + 2.0))
     cols.append(catalog.bayesian_rating(20.0)[idx])
     cols.append(np.log1p(catalog.rating_cnt[idx]))
-    cols.append(np.asarray([len(catalog.movie_genres[i]) for i in idx], dtype=np.float64))
+    genres = catalog.genre_matrix()[idx]  # 0/1 rows
+    cols.append(genres.sum(axis=1, dtype=np.float64))
     # -- the user
     n_inter = len(user.interactions) if user is not None else 0
     n_likes = len(user.liked) if user is not None else 0
@@ -140,13 +141,14 @@ def gather(
     if prof is None:
         cols.append(np.zeros(c))
     else:
-        cols.append(catalog.genre_matrix()[idx] @ prof)
+        cols.append(genres @ prof)
     # -- each source: rank among its proposals (NaN beyond) and score standardised over the union
     # (the label ranks each movie by the source's deep list: a movie beyond every source's
     # proposals is still labelled with the source that put it in the union)
     best_rank = np.full(c, np.inf)
-    best = ["explore"] * c
-    for name in sorted(scores):
+    labels = ["explore", *sorted(scores)]
+    best_code = np.zeros(c, dtype=np.intp)  # an index into ``labels``
+    for code, name in enumerate(labels[1:], 1):
         rank = np.full(c, np.nan)
         prop = proposals[name]
         rank[np.searchsorted(idx, prop)] = np.arange(1, len(prop) + 1)
@@ -163,8 +165,8 @@ def gather(
         names.extend(source_features(name))
         better = label_rank < best_rank
         best_rank[better] = label_rank[better]
-        for j in np.flatnonzero(better):
-            best[j] = name
+        best_code[better] = code
+    best = [labels[j] for j in best_code.tolist()]
     features = np.column_stack(cols) if c else np.zeros((0, len(names)))
     return Candidates(idx, features.astype(np.float32), names, best, proposals, scores)
 
