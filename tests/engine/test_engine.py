@@ -788,3 +788,34 @@ def test_exploration_stops_once_every_movie_has_been_shown_and_reopens_for_a_new
     assert eng.policy.exploration_slots(eng.catalog, 10) == 0
     eng.upsert_movies([Movie("new", genres=("Drama",))])
     assert eng.policy.exploration_slots(eng.catalog, 10) == 1
+
+
+def test_a_user_who_reads_plans_down_gets_deeper_ones_until_they_act() -> None:
+    from cinerec.engine.plans import PLAN_DEPTH, PLAN_DEPTH_MAX
+
+    eng = served_engine(6000, 0.0, np.arange(5000), evidence_share=0.0)
+    eng.apply_events([Event("u", "m5999", EventKind.LIKE)])
+    shown = ids(eng.recommend("u", 10, explore=False))
+    assert eng.refresh([None]) == 1  # the newcomers' plan (the fast path's last resort)
+    asked: list[str | None] = []
+    eng.on_stale = asked.append
+    depths = []
+    for _ in range(5):
+        u = eng.user("u", create=False)
+        assert u is not None and u.plan is not None
+        depths.append(u.plan.depth)
+        while not asked:  # read lists until the plan runs low and asks for a remake
+            recs = eng.try_serve("u", 10, explore=False)
+            assert recs is not None
+            shown += ids(recs)
+        assert eng.refresh(asked) == 1
+        asked.clear()
+    assert depths == [PLAN_DEPTH, 2 * PLAN_DEPTH, 4 * PLAN_DEPTH, PLAN_DEPTH_MAX, PLAN_DEPTH_MAX]
+    assert len(shown) == len(set(shown))
+    # Read in the source's order, however deep the plan (depth does not reorder).
+    assert shown[: len(shown) // 2] == [f"m{i}" for i in range(len(shown) // 2)]
+    # A like: the next plan is made for it, at the usual depth.
+    eng.apply_events([Event("u", shown[-1], EventKind.LIKE)])
+    eng.recommend("u", 10, explore=False)
+    u = eng.user("u", create=False)
+    assert u is not None and u.plan is not None and u.plan.depth == PLAN_DEPTH
