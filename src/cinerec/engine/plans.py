@@ -40,7 +40,7 @@ PLAN_DEPTH = 150
 #: a user who reads a plan down without acting (list after list) gets the next one twice as
 #: deep, up to this: the plan is remade half as often, for a little more work each time
 #: (the sources score the whole catalogue whatever the depth)
-PLAN_DEPTH_MAX = 1200
+PLAN_DEPTH_MAX = 600
 #: a plan that serves one source's own order (an experiment's variant) holds this many
 FORCED_DEPTH = 800
 #: exploration picks movies outside the ranker's first this many (its first lists): those
