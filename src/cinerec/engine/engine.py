@@ -107,30 +107,31 @@ SIMILAR_LIKERS = 500
 
 class Viewer(array):
     """What a user who has only ever been shown lists (no event yet) needs remembered: the
-    movies shown and which source showed each, packed one 64-bit entry per movie (the movie
-    in the high bits, the index of its source in ``Engine._source_names`` in the low 8): about
-    200 bytes for a list where a full :class:`UserState` takes ~3.5 KB. Anonymous traffic
-    (``GET /recs/{any id}``) makes these, so every byte counts; the user's first event turns
-    it into a :class:`UserState`."""
+    movies shown (the array itself, 32-bit) and which source showed each (``codes``: the
+    index of its source in ``Engine._source_names``, one byte a movie), about 230 bytes for a
+    list where a full :class:`UserState` takes ~3.5 KB. Anonymous traffic (``GET /recs/{any
+    id}``) makes these, so every byte counts; the user's first event turns it into a
+    :class:`UserState`. ``idx in viewer`` is the array's own scan (in C)."""
 
-    __slots__ = ()
+    __slots__ = ("codes",)
 
     def __new__(cls) -> Viewer:
-        return cast(Viewer, super().__new__(cls, "q"))
+        return cast(Viewer, super().__new__(cls, "i"))
+
+    def __init__(self) -> None:
+        self.codes = bytearray()
 
     def show(self, idx: int, source_code: int) -> None:
-        self.append(idx << 8 | source_code)
+        self.append(idx)
+        self.codes.append(source_code)
 
     @property
-    def shown(self) -> list[int]:
-        return [v >> 8 for v in self]
+    def shown(self) -> array:
+        return self
 
     def shown_by(self) -> Iterator[tuple[int, int]]:
         """(movie, source code) pairs, in the order shown."""
-        return ((v >> 8, v & 0xFF) for v in self)
-
-    def __contains__(self, idx: object) -> bool:
-        return isinstance(idx, int) and any(v >> 8 == idx for v in self)
+        return zip(self, self.codes, strict=True)
 
 
 def _items(arr: np.ndarray) -> Sequence[Any]:
