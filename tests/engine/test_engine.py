@@ -819,3 +819,17 @@ def test_a_user_who_reads_plans_down_gets_deeper_ones_until_they_act() -> None:
     eng.recommend("u", 10, explore=False)
     u = eng.user("u", create=False)
     assert u is not None and u.plan is not None and u.plan.depth == PLAN_DEPTH
+
+
+def test_a_list_replayed_after_the_users_events_counts_their_likes_for_its_source() -> None:
+    """At start-up the events are replayed before the rec log: a movie shown and then
+    liked (or disliked) is already acted on when its list is replayed, and the source that
+    showed it gets the credit (or the blame) then; a movie shown for the first time gets
+    neither."""
+    eng = make_engine(n=20, share=0.0)
+    eng.apply_events([Event("u", "m1", EventKind.LIKE), Event("u", "m2", EventKind.DISLIKE)])
+    eng.mark_shown("u", ["m1", "m2", "m3"], ["popular", "popular", "popular"])
+    tally = eng.tallies["popular"]
+    assert (tally.shown, tally.liked, tally.disliked) == (3, 1, 1)
+    eng.mark_shown("u", ["m4"], ["popular"])
+    assert (tally.shown, tally.liked, tally.disliked) == (4, 1, 1)

@@ -469,15 +469,21 @@ class Engine:
                     self._shown(u, i, source)
 
     def _shown(self, u: UserState, i: int, source: str) -> None:
-        if i not in u.shown:
-            u.shown[i] = source
-            u.see(i)
-            self.catalog.shown_cnt[i] += 1
-            self.catalog.tick += 1
-            if source:
-                tally = self.tallies[source]
-                tally.shown += 1
-                if u.likes(i):  # replaying the rec log after the events (start-up)
+        if i in u.shown:
+            return
+        u.shown[i] = source
+        # Every event marks its movie seen first, so a movie the user acted on before it was
+        # shown (the rec log replayed after the events at start-up) is the only one that
+        # may be liked or disliked here: a list's usual new movie skips both lookups.
+        acted = not u.see(i)
+        cat = self.catalog
+        cat.shown_cnt[i] += 1
+        cat.tick += 1
+        if source:
+            tally = self.tallies[source]
+            tally.shown += 1
+            if acted:
+                if u.likes(i):
                     tally.liked += 1
                 elif i in u.disliked:
                     tally.disliked += 1
