@@ -39,6 +39,7 @@ from cinerec.engine.plans import (
     Cursor,
     Plan,
     RankingSetting,
+    items_of,
 )
 from cinerec.engine.policy import EXPLORE, RESHOW, BlendPart, Pick, ServingPolicy, top_n
 from cinerec.engine.ranking import Candidates, ImpressionLog, Ranker, gather
@@ -134,15 +135,6 @@ class Viewer(array):
         return zip(self, self.codes, strict=True)
 
 
-def _items(arr: np.ndarray) -> Sequence[Any]:
-    """``arr``'s elements as Python numbers, read one at a time without making a NumPy
-    scalar each (a memoryview, where the array's layout allows: the walks of the fast path
-    read plans this way)."""
-    if arr.dtype.isnative and arr.dtype.kind in "biuf" and arr.flags.c_contiguous:
-        return memoryview(arr)  # type: ignore[arg-type]
-    return arr.tolist()
-
-
 def _default_setting(user_id: str) -> RankingSetting:
     return DEFAULT_SETTING
 
@@ -197,6 +189,8 @@ class Engine:
         self._shared_plans: dict[RankingSetting, Plan] = {}
         #: (key, value) caches of per-list catalogue figures that change slowly
         self._servable: tuple[tuple[int, int], np.ndarray] | None = None
+        #: ``_servable``'s mask and a view of it (``items_of``) for the walks
+        self._servable_view: tuple[np.ndarray, Sequence[Any]] | None = None
         self._explore_slots: tuple[tuple[int, int, int], int] | None = None
         #: lists served without the engine lock (:meth:`try_serve`), by user id, until the
         #: next holder of the lock folds them into the users' shown sets (:meth:`_drain`).
@@ -1120,7 +1114,10 @@ class Engine:
         else:
             n_bandit = 1 if explore and n_main > 1 and not plan.shared and plan.proposals else 0
         n_ok = len(servable)
-        ok = _items(servable)
+        view = self._servable_view  # the mask read one element at a time, made once per mask
+        if view is None or view[0] is not servable:
+            view = self._servable_view = (servable, items_of(servable))
+        ok = view[1]
         picks: list[Pick] = []
         taken: set[int] = set()
 
@@ -1129,13 +1126,13 @@ class Engine:
 
         def resume(arr: np.ndarray, at: int) -> int:
             """``at`` moved past the movies this walk took or may not show."""
-            items = _items(arr)
+            items = items_of(arr)
             while at < len(items) and ((i := items[at]) in taken or not usable(i)):
                 at += 1
             return at
 
-        ranked, scores = _items(plan.ranked), _items(plan.scores)
-        source_of, names = _items(plan.source_of), plan.source_names
+        ranked, scores, source_of = plan.views()
+        names = plan.source_names
         r = start.ranked
         want = n_main - n_bandit
         while r < len(ranked) and len(picks) < want:
@@ -1151,7 +1148,7 @@ class Engine:
         if n_bandit:
             cursors = {name: proposals.get(name, 0) for name in plan.proposals}
             for _ in range(n_bandit):
-                open_ = [n for n, c in cursors.items() if c < len(plan.proposals[n][0])]
+                open_ = [n for n, (p, _) in plan.proposals.items() if cursors[n] < len(p)]
                 while open_:
                     name = plan.drawn if plan.drawn in open_ else self.draw_source(open_)
                     prop, sc = plan.proposals[name]
@@ -1183,7 +1180,7 @@ class Engine:
             """Exploration picks from ``pool``, walked from ``at`` and read from ``first``
             on, round the pool; returns where the walk stopped."""
             n = len(pool)
-            items = _items(pool)
+            items = items_of(pool)
             while at < n and len(picks) < stop:
                 i = items[(first + at) % n]
                 at += 1

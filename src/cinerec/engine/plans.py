@@ -27,7 +27,9 @@ user's plan made for another setting than the user's current one is invalid.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +75,15 @@ SHARED_PLAN_TTL_S = 5.0
 SHARED_PLAN_GROWTH = 1.25
 SHARED_PLAN_NEW = 10
 SHARED_PLAN_MIN_AGE_S = 0.2
+
+
+def items_of(arr: np.ndarray) -> Sequence[Any]:
+    """``arr``'s elements as Python numbers, read one at a time without making a NumPy
+    scalar each (a memoryview, where the array's layout allows: the walks of the fast path
+    read plans this way)."""
+    if arr.dtype.isnative and arr.dtype.kind in "biuf" and arr.flags.c_contiguous:
+        return memoryview(arr)  # type: ignore[arg-type]
+    return arr.tolist()
 
 
 def evidence_grown(made_with: int, now: int) -> bool:
@@ -166,6 +177,10 @@ class Plan:
     setting: RankingSetting = DEFAULT_SETTING
     #: how deep it asked each source (``gather``'s ``deep``)
     depth: int = PLAN_DEPTH
+    #: ``ranked``, ``scores`` and ``source_of`` read one element at a time (``views``)
+    _views: tuple[Sequence[Any], Sequence[Any], Sequence[Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
     #: a user's plan: a movie the user's newest like explains ("because you liked X"), put
     #: in its first list in place of the last ranked pick (the next list answers the like);
     #: None when the ranker's first picks answer it already, or no source names the like
@@ -177,6 +192,18 @@ class Plan:
     #: as it serves (seconds: it is remade every SHARED_PLAN_TTL_S); a walk from the top
     #: past everything such a user saw would cost O(shown) per list
     walks: dict[str, Cursor] = field(default_factory=dict)
+
+    def views(self) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any]]:
+        """``ranked``, ``scores`` and ``source_of`` as ``items_of`` views, made once per
+        plan (a walk reads a few elements of each per list)."""
+        v = self._views
+        if v is None:
+            v = self._views = (
+                items_of(self.ranked),
+                items_of(self.scores),
+                items_of(self.source_of),
+            )
+        return v
 
     def walk_from(self, user_id: str) -> Cursor:
         """Where the walk of this plan for ``user_id`` begins."""
