@@ -242,8 +242,8 @@ class RecLogWriter:
             # Everything waiting shares this commit; what arrives during it, the next. No
             # wait for more: the lists of one event-loop pass come as one hand-over already,
             # and every answer waits for its commit, so a wait here is time the whole loop
-            # may stand idle (all its connections waiting), as it did with a 2 ms wait (0.49x
-            # the constant endpoint against 0.54x without, benchmarks/recs_throughput.py).
+            # may stand idle with all its connections waiting (a 2 ms wait did: README,
+            # "Serving speed").
             while len(batch) < 500:
                 try:
                     nxt = self.q.get_nowait()

@@ -126,10 +126,6 @@ class Viewer(array):
         self.append(idx)
         self.codes.append(source_code)
 
-    @property
-    def shown(self) -> array:
-        return self
-
     def shown_by(self) -> Iterator[tuple[int, int]]:
         """(movie, source code) pairs, in the order shown."""
         return zip(self, self.codes, strict=True)
@@ -188,9 +184,8 @@ class Engine:
         #: the one plan per ranking setting of the users with no history
         self._shared_plans: dict[RankingSetting, Plan] = {}
         #: (key, value) caches of per-list catalogue figures that change slowly
-        self._servable: tuple[tuple[int, int], np.ndarray] | None = None
-        #: ``_servable``'s mask and a view of it (``items_of``) for the walks
-        self._servable_view: tuple[np.ndarray, Sequence[Any]] | None = None
+        #: ``catalog.servable`` as the walks read it (``items_of``: one element at a time)
+        self._servable: tuple[tuple[int, int], Sequence[Any]] | None = None
         self._explore_slots: tuple[tuple[int, int, int], int] | None = None
         #: lists served without the engine lock (:meth:`try_serve`), by user id, until the
         #: next holder of the lock folds them into the users' shown sets (:meth:`_drain`).
@@ -862,9 +857,9 @@ class Engine:
                     or p.setting != setting
                     or p.refreshing
                 ):
-                    # A plan read down (not remade for a new event) is followed by a deeper one.
-                    read_down = p is not None and p.n_events == u.n_events and p.setting == setting
-                    depth = p.next_depth() if p is not None and read_down else PLAN_DEPTH
+                    # A plan read down (valid, only running low or old) is followed by a deeper one.
+                    invalid = p is None or p.n_events != u.n_events or p.setting != setting
+                    depth = PLAN_DEPTH if invalid else p.next_depth()
                     u.plan = self.make_plan(u, setting, depth)
                     made += 1
         return made
@@ -921,7 +916,7 @@ class Engine:
             viewer = self.viewers.get(idx) if idx is not None and u is None else None
             # A viewer's shown movies as a set for this walk (the array is scanned per lookup).
             seen: Container[int] = (
-                u.seen if u is not None else (set(viewer.shown) if viewer is not None else ())
+                u.seen if u is not None else (set(viewer) if viewer is not None else ())
             )
             earlier = self._pending.get(user_id, [])
             also = {p.idx for served in earlier for p in served.picks}
@@ -945,7 +940,7 @@ class Engine:
         seen: Container[int],
         setting: RankingSetting,
         k: int,
-        servable: np.ndarray,
+        servable: Sequence[Any],
         also: set[int],
     ) -> bool:
         """The rest of a list whose plan ran dry before its remake (asked for already) is
@@ -1069,12 +1064,12 @@ class Engine:
                 u.plan = plan
         raise AssertionError("unreachable")
 
-    def _servable_now(self) -> np.ndarray:
+    def _servable_now(self) -> Sequence[Any]:
         """``catalog.servable``, made again only when the catalogue or a hidden flag changed
         (both bump ``version``)."""
         key = (self.catalog.n, self.version)
         if self._servable is None or self._servable[0] != key:
-            self._servable = (key, self.catalog.servable)
+            self._servable = (key, items_of(self.catalog.servable))
         return self._servable[1]
 
     def _exploration_slots(self, k: int) -> int:
@@ -1092,7 +1087,7 @@ class Engine:
         start: Cursor,
         k: int,
         explore: bool,
-        servable: np.ndarray,
+        servable: Sequence[Any],
         n_explore: int,
         fill: bool = False,
         also: Container[int] = (),
@@ -1113,11 +1108,7 @@ class Engine:
             n_bandit = n_main
         else:
             n_bandit = 1 if explore and n_main > 1 and not plan.shared and plan.proposals else 0
-        n_ok = len(servable)
-        view = self._servable_view  # the mask read one element at a time, made once per mask
-        if view is None or view[0] is not servable:
-            view = self._servable_view = (servable, items_of(servable))
-        ok = view[1]
+        n_ok, ok = len(servable), servable
         picks: list[Pick] = []
         taken: set[int] = set()
 
