@@ -202,9 +202,12 @@ def seed_likers(url: str) -> None:
     r.raise_for_status()
 
 
-def train(url: str) -> str | None:
+def train(url: str) -> tuple[str | None, str | None]:
     """Train now and wait until the new models serve, so that the scheduler inside ``serve``
-    does not train in the middle of a measurement. Returns the personal model serving."""
+    does not train in the middle of a measurement. Returns the personal model serving and
+    the ranker the run chose (``warm=…,cold=…``): a plan ordered by one source's scores
+    costs far less than one a learned ranker scores (every source asked, every candidate
+    predicted), and which one a run chooses depends on its random held-out slice."""
     r = httpx.post(f"{url}/api/v1/admin/train", json={"mode": "full"}, timeout=60)
     r.raise_for_status()
     job_url = f"{url}/api/v1/admin/jobs/{r.json()['id']}"
@@ -212,7 +215,8 @@ def train(url: str) -> str | None:
     while time.monotonic() < deadline:
         job = httpx.get(job_url, timeout=60).json()
         if job["status"] == "succeeded":
-            return job["result"]["personal"]
+            ranker = job["result"]["ranker"]
+            return job["result"]["personal"], ranker["params"].get("ranker") if ranker else None
         if job["status"] == "failed":
             raise RuntimeError(f"training failed: {job['error']} (see the server log)")
         time.sleep(1)
@@ -405,16 +409,17 @@ def main() -> None:
         )  # fmt: skip
         try:
             seed_likers(urls["service"])
-            personal = None
+            personal = ranker = None
             if args.models == "trained":
                 print("training (full) ...", flush=True)
-                personal = train(urls["service"])
+                personal, ranker = train(urls["service"])
             settle = wait_for_plans(urls["service"])
             sample = httpx.get(f"{urls['service']}/recs/liker-1").json()["item_ids"]
             assert len(sample) == 10, sample
             health = httpx.get(f"{urls['service']}/api/v1/health").json()
             print(f"service up in {startup:.1f} s: {health['movies']} movies, "
-                  f"{health['events']} events, personal model {personal}, plans made "
+                  f"{health['events']} events, personal model {personal}, ranker {ranker}, "
+                  f"plans made "
                   f"in the background {settle:.1f} s after training; "
                   f"client {client}, c={args.concurrency}")  # fmt: skip
             for name, url in urls.items():  # warm-up, not recorded
@@ -480,6 +485,7 @@ def main() -> None:
         },
         "catalogue": {k: health[k] for k in ("movies", "users", "events")},
         "personal_model": personal,
+        "ranker": ranker,
         "service_startup_s": round(startup, 1),
         "median": medians,
         "ratio_service_to_constant": {
