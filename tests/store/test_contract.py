@@ -6,6 +6,7 @@ import time
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from cinerec.domain import (
     Account,
@@ -20,7 +21,7 @@ from cinerec.domain import (
 )
 from cinerec.store import Store
 from cinerec.store.sql import SqlStore
-from cinerec.store.tables import is_search_object, metadata
+from cinerec.store.tables import index_kept_on, is_search_object, metadata
 
 
 def test_migrations_build_the_schema_the_code_expects(store: Store) -> None:
@@ -28,10 +29,20 @@ def test_migrations_build_the_schema_the_code_expects(store: Store) -> None:
     with store.engine.connect() as conn:
         # The title search objects are dialect-specific (an FTS5 table, an expression
         # index) and not in the portable metadata; test_title_search covers them.
+        dialect = conn.dialect.name
         context = MigrationContext.configure(
-            conn, opts={"include_name": lambda name, *_: not is_search_object(name)}
+            conn,
+            opts={
+                "include_name": lambda name, *_: not is_search_object(name),
+                # an index of the metadata that the migrations build on other dialects only
+                "include_object": lambda _obj, name, type_, *_: type_ != "index"
+                or index_kept_on(name, dialect),
+            },
         )
         diff = compare_metadata(context, metadata)
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes("rec_log")}
+    # The user index of the recommendation log is PostgreSQL's only (migration 0008).
+    assert ("ix_rec_log_user" in indexes) == (dialect == "postgresql")
     # Server defaults and JSON/boolean type spellings differ by dialect; tables, columns
     # and indexes must not.
     structural = [
@@ -194,6 +205,17 @@ def test_rec_log_and_feedback(store: Store) -> None:
     store.add_feedback(fb)
     assert store.session_feedback("s1") == [fb]
     assert list(store.iter_feedback()) == [fb]
+
+
+def test_a_users_lists_in_the_order_they_were_logged(store: Store) -> None:
+    # (with the user index on PostgreSQL, by a scan of the log on SQLite: migration 0008)
+    first = RecLogEntry("a", "u1", ["m1"], ["popular"], "popular", ts=1.0)
+    other = RecLogEntry("b", "u2", ["m2"], ["popular"], "popular", ts=2.0)
+    second = RecLogEntry("c", "u1", ["m3", "m4"], ["als", "explore"], "als", ts=3.0)
+    store.log_recommendations([first, other])
+    store.log_recommendations([second])
+    assert store.user_rec_log("u1") == [first, second]
+    assert store.user_rec_log("u2") == [other] and store.user_rec_log("nobody") == []
 
 
 def test_purging_the_rec_log_keeps_the_newer_lists_and_their_feedback(store: Store) -> None:

@@ -69,6 +69,8 @@ rec_log = Table(
     Column("ts", Float, nullable=False),
     Column("experiment", String(64), nullable=True),
     Column("variant", String(64), nullable=True),
+    # A user's lists, for API replicas restoring a shown set (PostgreSQL only: see
+    # DIALECT_INDEXES).
     Index("ix_rec_log_user", "user_id"),
     Index("ix_rec_log_experiment", "experiment"),
 )
@@ -157,3 +159,13 @@ SEARCH_OBJECTS_PREFIXES = ("movies_fts", "ix_movies_title_search")
 
 def is_search_object(name: str | None) -> bool:
     return bool(name) and str(name).startswith(SEARCH_OBJECTS_PREFIXES)
+
+
+#: indexes of the metadata that the migrations build on these dialects only: elsewhere
+#: nothing reads them, and every write pays for them (migration 0008)
+DIALECT_INDEXES: dict[str, tuple[str, ...]] = {"ix_rec_log_user": ("postgresql",)}
+
+
+def index_kept_on(name: str | None, dialect: str) -> bool:
+    """Whether the migrations build index ``name`` on ``dialect``."""
+    return dialect in DIALECT_INDEXES.get(str(name), (dialect,))
