@@ -419,8 +419,7 @@ def main() -> None:
             health = httpx.get(f"{urls['service']}/api/v1/health").json()
             print(f"service up in {startup:.1f} s: {health['movies']} movies, "
                   f"{health['events']} events, personal model {personal}, ranker {ranker}, "
-                  f"plans made "
-                  f"in the background {settle:.1f} s after training; "
+                  f"plans made in the background {settle:.1f} s after training; "
                   f"client {client}, c={args.concurrency}")  # fmt: skip
             for name, url in urls.items():  # warm-up, not recorded
                 if client == "wrk":
